@@ -1,0 +1,153 @@
+// The configuration model and its loader. Loading collects every problem before failing.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "daemon/core/time.hpp"
+
+namespace failoverd {
+
+inline constexpr const char* kDefaultConfigPath = "/etc/failoverd/failoverd.conf";
+
+// One problem in a config file: "FILE:LINE: key: message (allowed: ...)".
+struct ConfigError {
+    std::string file;
+    int line = 0;  // 0 when the problem is about the file as a whole
+    std::string key;
+    std::string message;
+
+    std::string to_string() const;
+};
+
+// Thrown by load_config with every problem found; what() is all of them, one per line.
+class ConfigErrors : public std::runtime_error {
+  public:
+    explicit ConfigErrors(std::vector<ConfigError> errors);
+    const std::vector<ConfigError>& errors() const { return errors_; }
+
+  private:
+    std::vector<ConfigError> errors_;
+};
+
+struct Endpoint {
+    std::string host;  // IPv4 or IPv6 literal (no brackets) or a name
+    std::uint16_t port = 0;
+    int line = 0;
+
+    std::string to_string() const;  // "10.0.0.2:5405", "[fd00::2]:5405"
+};
+
+struct NodeConfig {
+    std::string name;                  // default: the host name
+    Endpoint listen{"0.0.0.0", 5405};  // where adverts arrive
+    std::string control_socket = "/run/failoverd/control.sock";
+    std::string state_dir = "/var/lib/failoverd";  // maintenance flag survives restarts here
+};
+
+struct ClusterConfig {
+    std::vector<Endpoint> peers;
+    std::string peers_from_tag;  // DigitalOcean droplet tag; peers discovered through the API
+    std::string auth_key_file = "/etc/failoverd/auth.key";
+    Duration advert_interval = std::chrono::seconds(1);
+};
+
+enum class ProviderType { None, DigitalOcean, Exec };
+
+struct ProviderConfig {
+    ProviderType type = ProviderType::None;
+    std::string token_file;  // or $CREDENTIALS_DIRECTORY/do-token under systemd
+    std::string droplet_id = "auto";
+    std::string api_base_url = "https://api.digitalocean.com";
+    std::string metadata_base_url = "http://169.254.169.254";
+    std::string ca_file;                    // empty: the system store
+    std::vector<std::string> exec_command;  // type = exec
+    Duration request_timeout = std::chrono::seconds(10);
+    Duration reconcile_interval = std::chrono::seconds(30);
+};
+
+enum class CheckType { Docker, Http, Tcp, Exec };
+
+struct CheckConfig {
+    std::string name;
+    CheckType type = CheckType::Exec;
+    int line = 0;  // where [check.NAME] starts
+    Duration interval = std::chrono::seconds(2);
+    Duration timeout = std::chrono::seconds(1);
+    int rise = 2;
+    int fall = 2;
+    int weight = 0;  // 0: failing puts the instance in FAULT; < 0: lowers priority by that much
+
+    // docker
+    std::string docker_socket = "/var/run/docker.sock";
+    std::vector<std::string> docker_labels;  // "key" or "key=value"
+    std::string docker_name_pattern;         // ECMAScript regex on the name, no leading '/'
+    std::optional<int> expect;               // exactly this many running
+    std::optional<int> min;                  // at least this many running
+    bool require_healthy = true;             // where a container has a healthcheck
+
+    // http
+    std::string url;
+    std::vector<int> expected_status{200};
+    std::string body_contains;
+    bool tls_verify = true;
+
+    // tcp
+    Endpoint target;
+
+    // exec
+    std::vector<std::string> command;  // argv, split like a shell would (quotes honoured)
+};
+
+struct InstanceConfig {
+    std::string name;
+    int line = 0;
+    std::string reserved_ip;
+    int priority = 100;  // 1..254, as VRRP
+    bool preempt = true;
+    Duration preempt_delay{0};
+    std::optional<Duration> advert_interval;  // overrides [cluster] advert_interval
+    std::vector<std::string> checks;
+    std::string notify_master;
+    std::string notify_backup;
+    std::string notify_fault;
+    std::string notify_stop;
+    std::string notify;  // generic: called with instance, new role, old role, reason
+
+    Duration effective_advert_interval(const ClusterConfig& c) const {
+        return advert_interval.value_or(c.advert_interval);
+    }
+};
+
+struct Config {
+    std::string path;
+    NodeConfig node;
+    ClusterConfig cluster;
+    ProviderConfig provider;
+    std::vector<CheckConfig> checks;
+    std::vector<InstanceConfig> instances;
+
+    const CheckConfig* find_check(const std::string& name) const;
+    const InstanceConfig* find_instance(const std::string& name) const;
+    std::string summary() const;  // one line for --check-config
+};
+
+// Parses and validates; throws ConfigErrors listing every problem.
+Config load_config(const std::string& path);
+
+// Same, from text already in memory (tests); `path` is used in messages and to resolve files.
+Config parse_config(const std::string& text, const std::string& path);
+
+// "500ms", "2s", "1.5s", "5m", "1h"; a bare number is seconds. nullopt when malformed.
+std::optional<Duration> parse_duration(const std::string& text);
+
+// "host:port", "[v6]:port"; nullopt when malformed.
+std::optional<Endpoint> parse_endpoint(const std::string& text);
+
+// Splits a command line into argv honouring single and double quotes and backslashes.
+std::optional<std::vector<std::string>> split_command(const std::string& text);
+
+}  // namespace failoverd
