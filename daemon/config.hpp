@@ -56,27 +56,29 @@ struct ClusterConfig {
 };
 
 enum class ProviderType { None, DigitalOcean, Exec };
+std::string to_string(ProviderType t);  // "none", "digitalocean", "exec"
 
 struct ProviderConfig {
     ProviderType type = ProviderType::None;
-    std::string token_file;  // or $CREDENTIALS_DIRECTORY/do-token under systemd
+    std::string token_file;  // set from $CREDENTIALS_DIRECTORY/do-token when not configured
     std::string droplet_id = "auto";
     std::string api_base_url = "https://api.digitalocean.com";
     std::string metadata_base_url = "http://169.254.169.254";
     std::string ca_file;                    // empty: the system store
-    std::vector<std::string> exec_command;  // type = exec
+    std::vector<std::string> exec_command;  // type = exec; argv like CheckConfig::command
     Duration request_timeout = std::chrono::seconds(10);
     Duration reconcile_interval = std::chrono::seconds(30);
 };
 
 enum class CheckType { Docker, Http, Tcp, Exec };
+std::string to_string(CheckType t);  // "docker", "http", "tcp", "exec"
 
 struct CheckConfig {
     std::string name;
     CheckType type = CheckType::Exec;
     int line = 0;  // where [check.NAME] starts
     Duration interval = std::chrono::seconds(2);
-    Duration timeout = std::chrono::seconds(1);
+    Duration timeout = std::chrono::seconds(1);  // never longer than interval
     int rise = 2;
     int fall = 2;
     int weight = 0;  // 0: failing puts the instance in FAULT; < 0: lowers priority by that much
@@ -99,7 +101,9 @@ struct CheckConfig {
     Endpoint target;
 
     // exec
-    std::vector<std::string> command;  // argv, split like a shell would (quotes honoured)
+    // argv, split like a shell would (quotes honoured, no expansion). argv[0] is an absolute
+    // path or a bare name to look up in PATH (execvp); it was checked to be executable.
+    std::vector<std::string> command;
 };
 
 struct InstanceConfig {
@@ -111,11 +115,12 @@ struct InstanceConfig {
     Duration preempt_delay{0};
     std::optional<Duration> advert_interval;  // overrides [cluster] advert_interval
     std::vector<std::string> checks;
-    std::string notify_master;
-    std::string notify_backup;
-    std::string notify_fault;
-    std::string notify_stop;
-    std::string notify;  // generic: called with instance, new role, old role, reason
+    // Hooks as argv (empty: none), same rules as CheckConfig::command.
+    std::vector<std::string> notify_master;
+    std::vector<std::string> notify_backup;
+    std::vector<std::string> notify_fault;
+    std::vector<std::string> notify_stop;
+    std::vector<std::string> notify;  // generic: called with instance, new role, old role, reason
 
     Duration effective_advert_interval(const ClusterConfig& c) const {
         return advert_interval.value_or(c.advert_interval);
@@ -135,19 +140,29 @@ struct Config {
     std::string summary() const;  // one line for --check-config
 };
 
-// Parses and validates; throws ConfigErrors listing every problem.
-Config load_config(const std::string& path);
+// What the caller will run. Daemon validates everything; Checks skips the files only the daemon
+// uses (auth key, API token, hooks), so `failoverctl check` works for a user who cannot see
+// $CREDENTIALS_DIRECTORY. Syntax, ranges and unknown keys are checked in both.
+enum class ConfigScope { Daemon, Checks };
+
+// Parses and validates; throws ConfigErrors listing every problem, sorted by line.
+// Relative paths in the file resolve against the file's directory.
+Config load_config(const std::string& path, ConfigScope scope = ConfigScope::Daemon);
 
 // Same, from text already in memory (tests); `path` is used in messages and to resolve files.
-Config parse_config(const std::string& text, const std::string& path);
+Config parse_config(const std::string& text, const std::string& path,
+                    ConfigScope scope = ConfigScope::Daemon);
 
 // "500ms", "2s", "1.5s", "5m", "1h"; a bare number is seconds. nullopt when malformed.
 std::optional<Duration> parse_duration(const std::string& text);
 
-// "host:port", "[v6]:port"; nullopt when malformed.
+// "host:port", "[v6]:port"; port 1..65535, host an IP literal or a DNS name; nullopt when
+// malformed.
 std::optional<Endpoint> parse_endpoint(const std::string& text);
 
-// Splits a command line into argv honouring single and double quotes and backslashes.
+// Splits a command line into argv honouring single and double quotes and backslashes, as
+// sh would, without expansion; '#' is an ordinary character. nullopt on an unterminated quote
+// or a trailing backslash.
 std::optional<std::vector<std::string>> split_command(const std::string& text);
 
 }  // namespace failoverd

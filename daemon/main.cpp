@@ -1,3 +1,83 @@
-int main() {
-    return 0;
+// failoverd entry: command line, configuration, then the daemon loop.
+#include <spdlog/common.h>
+
+#include <boost/program_options.hpp>
+#include <iostream>
+#include <string>
+
+#include "daemon/config.hpp"
+
+namespace {
+
+namespace po = boost::program_options;
+
+constexpr int kExitUsage = 2;
+constexpr int kExitConfig = 2;
+
+// The one place the daemon loop plugs in: replace this body with
+// `return failoverd::run_daemon(config, log_level);` from daemon/shell/daemon.hpp (issue 4).
+int start_daemon(const failoverd::Config& config, const std::string& log_level) {
+    static_cast<void>(config);
+    static_cast<void>(log_level);
+    std::cerr
+        << "failoverd: the daemon loop is not built yet (see issue 4); --check-config works\n";
+    return kExitConfig;
+}
+
+bool valid_log_level(const std::string& level) {
+    return spdlog::level::from_str(level) != spdlog::level::off || level == "off";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    po::options_description options("Usage: failoverd [OPTIONS]\n\nOptions");
+    options.add_options()  //
+        ("config", po::value<std::string>()->default_value(failoverd::kDefaultConfigPath),
+         "configuration file")  //
+        ("check-config",
+         "validate the configuration, print a one-line summary and exit "
+         "(0 valid, 2 not; every problem is printed as FILE:LINE: key: ...)")  //
+        ("log-level", po::value<std::string>()->default_value("info"),
+         "trace, debug, info, warn, error, critical or off")  //
+        ("version", "print the version and exit")             //
+        ("help", "print this help and exit");
+
+    po::variables_map args;
+    try {
+        po::store(po::command_line_parser(argc, argv).options(options).run(), args);
+        po::notify(args);
+    } catch (const po::error& e) {
+        std::cerr << "failoverd: " << e.what() << "\nTry 'failoverd --help'.\n";
+        return kExitUsage;
+    }
+    if (args.count("help") != 0) {
+        std::cout << options << '\n';
+        return 0;
+    }
+    if (args.count("version") != 0) {
+        std::cout << "failoverd " << FAILOVERD_VERSION << '\n';
+        return 0;
+    }
+    const auto log_level = args["log-level"].as<std::string>();
+    if (!valid_log_level(log_level)) {
+        std::cerr << "failoverd: --log-level: unknown level '" << log_level
+                  << "' (allowed: trace, debug, info, warn, error, critical, off)\n";
+        return kExitUsage;
+    }
+
+    failoverd::Config config;
+    try {
+        config = failoverd::load_config(args["config"].as<std::string>());
+    } catch (const failoverd::ConfigErrors& e) {
+        for (const auto& error : e.errors()) {
+            std::cerr << error.to_string() << '\n';
+        }
+        return kExitConfig;
+    }
+    if (args.count("check-config") != 0) {
+        std::cout << config.summary() << '\n';
+        return 0;
+    }
+    return start_daemon(config, log_level);
 }

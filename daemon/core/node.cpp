@@ -1,0 +1,424 @@
+#include "daemon/core/node.hpp"
+
+#include <algorithm>
+#include <set>
+#include <stdexcept>
+
+#include "daemon/core/assert.hpp"
+
+namespace failoverd {
+
+namespace {
+
+void require(bool ok, const std::string& message) {
+    if (!ok) {
+        throw std::invalid_argument(message);
+    }
+}
+
+std::set<std::uint32_t> wire_ids(const NodeSpec& spec) {
+    std::set<std::uint32_t> ids;
+    for (const auto& i : spec.instances) {
+        ids.insert(instance_id_of(i.name));
+    }
+    return ids;
+}
+
+// In [0, 1/16): stable per node, different for different names (see ElectionConfig).
+double tie_stagger_for(const std::string& node_name) {
+    return static_cast<double>(instance_id_of(node_name) % 1024) / (1024.0 * 16.0);
+}
+
+void validate(const NodeSpec& spec) {
+    require(!spec.node_name.empty() && spec.node_name.size() <= kAdvertNameMax,
+            "node name must be 1..63 bytes: '" + spec.node_name + "'");
+    require(spec.provider_id.size() <= kAdvertNameMax, "provider identity longer than 63 bytes");
+    require(spec.hmac_key.size() >= 16, "the advert key must be at least 16 bytes");
+    require(!spec.provider_enabled || !spec.provider_id.empty(),
+            "a provider is enabled but this node's provider identity (droplet id) is empty");
+    std::set<std::string> names;
+    std::set<std::uint32_t> ids;
+    for (const auto& i : spec.instances) {
+        require(!i.name.empty(), "an instance has an empty name");
+        require(names.insert(i.name).second, "duplicate instance '" + i.name + "'");
+        require(ids.insert(instance_id_of(i.name)).second,
+                "instance '" + i.name + "' has the same wire id as another; rename one");
+        require(i.priority >= kPriorityMin && i.priority <= kPriorityMax,
+                "instance '" + i.name + "': priority must be 1..255");
+        const Duration interval = i.advert_interval.value_or(spec.advert_interval);
+        require(interval >= kAdvertIntervalMin && interval <= kAdvertIntervalMax,
+                "instance '" + i.name + "': advert interval must be 10 ms .. 1 h");
+        require(!spec.provider_enabled || !i.reserved_ip.empty(),
+                "instance '" + i.name + "': a provider is enabled but reserved_ip is empty");
+        for (const auto& c : i.checks) {
+            require(spec.checks.contains(c),
+                    "instance '" + i.name + "' tracks unknown check '" + c + "'");
+        }
+    }
+}
+
+}  // namespace
+
+Node::Node(NodeSpec spec, Instant now)
+    : spec_((validate(spec), std::move(spec))),
+      verifier_(spec_.hmac_key, spec_.node_name, wire_ids(spec_)),
+      budget_(now, spec_.budget),
+      rng_(spec_.seed),
+      maintenance_(spec_.maintenance) {
+    for (const auto& [name, policy] : spec_.checks) {
+        health_.add_check(name, policy);
+    }
+    instances_.reserve(spec_.instances.size());
+    for (const auto& is : spec_.instances) {
+        ElectionConfig ec;
+        ec.instance = is.name;
+        ec.node_name = spec_.node_name;
+        ec.priority = is.priority;
+        ec.preempt_mode = is.preempt;
+        ec.preempt_delay = is.preempt_delay;
+        ec.advertisement_interval = is.advert_interval.value_or(spec_.advert_interval);
+        ec.tie_stagger = tie_stagger_for(spec_.node_name);
+        ReconcilerConfig rc;
+        rc.instance = is.name;
+        rc.ip = is.reserved_ip;
+        rc.self_provider_id = spec_.provider_id;
+        rc.self_name = spec_.node_name;
+        rc.reconcile_interval = spec_.reconcile_interval;
+        rc.action_poll_interval = spec_.action_poll_interval;
+        rc.locked_retry = spec_.locked_retry;
+        rc.action_deadline = spec_.action_deadline;
+        rc.backoff = spec_.backoff;
+        instances_.emplace_back(is, Election(std::move(ec)), Reconciler(std::move(rc)));
+    }
+    for (auto& inst : instances_) {
+        apply_health(inst, now);
+        inst.election.start(now);
+        drain(inst, now);
+    }
+    refresh_status();
+}
+
+void Node::handle(const Input& input, Instant now) {
+    if (stopped_) {
+        return;
+    }
+    std::visit(
+        [&](const auto& in) {
+            using T = std::decay_t<decltype(in)>;
+            if constexpr (std::is_same_v<T, AdvertReceived>) {
+                on_advert(in, now);
+            } else if constexpr (std::is_same_v<T, ProbeCompleted>) {
+                on_probe(in, now);
+            } else if constexpr (std::is_same_v<T, ProviderReplied>) {
+                on_provider(in, now);
+            } else if constexpr (std::is_same_v<T, AdminHandover>) {
+                on_handover(in, now);
+            } else if constexpr (std::is_same_v<T, AdminMaintenance>) {
+                on_maintenance(in, now);
+            } else {
+                static_assert(std::is_same_v<T, Shutdown>);
+                on_shutdown(now);
+            }
+        },
+        input);
+    refresh_status();
+}
+
+void Node::on_deadline(Instant now) {
+    if (stopped_) {
+        return;
+    }
+    for (auto& inst : instances_) {
+        if (inst.provider_fault_until && now >= *inst.provider_fault_until) {
+            inst.provider_fault.reset();
+            inst.provider_fault_until.reset();
+            apply_health(inst, now);
+        }
+        inst.election.on_deadline(now);
+        drain(inst, now);
+    }
+    refresh_status();
+}
+
+std::optional<Instant> Node::next_deadline() const {
+    if (stopped_) {
+        return std::nullopt;
+    }
+    std::optional<Instant> earliest;
+    auto consider = [&](const std::optional<Instant>& t) {
+        if (t && (!earliest || *t < *earliest)) {
+            earliest = t;
+        }
+    };
+    for (const auto& inst : instances_) {
+        consider(inst.election.next_deadline());
+        consider(inst.reconciler.next_deadline());
+        consider(inst.provider_fault_until);
+    }
+    return earliest;
+}
+
+std::vector<Action> Node::take_actions() {
+    std::vector<Action> out;
+    out.swap(actions_);
+    return out;
+}
+
+const Election* Node::election(std::string_view instance) const {
+    const InstanceState* inst = find(instance);
+    return inst ? &inst->election : nullptr;
+}
+
+std::optional<Role> Node::role(std::string_view instance) const {
+    const InstanceState* inst = find(instance);
+    if (!inst) {
+        return std::nullopt;
+    }
+    return inst->election.role();
+}
+
+Node::InstanceState* Node::find(std::string_view instance) {
+    for (auto& inst : instances_) {
+        if (inst.spec.name == instance) {
+            return &inst;
+        }
+    }
+    return nullptr;
+}
+
+const Node::InstanceState* Node::find(std::string_view instance) const {
+    for (const auto& inst : instances_) {
+        if (inst.spec.name == instance) {
+            return &inst;
+        }
+    }
+    return nullptr;
+}
+
+void Node::on_advert(const AdvertReceived& in, Instant now) {
+    auto verified = verifier_.verify(in.bytes);
+    if (const DropReason* drop = std::get_if<DropReason>(&verified)) {
+        ++status_.drops[static_cast<std::size_t>(*drop)];
+        return;
+    }
+    const Advert& advert = std::get<Advert>(verified);
+    ++status_.adverts_received;
+    InstanceState* inst = nullptr;
+    for (auto& candidate : instances_) {
+        if (candidate.wire_id == advert.instance_id) {
+            inst = &candidate;
+        }
+    }
+    FAILOVERD_ASSERT(inst != nullptr);  // the verifier knows only our instance ids
+    ++inst->adverts_received;
+    const bool peer_changed = inst->peers.update(advert, in.from, now);
+    if (advert.state == SenderState::Master) {
+        inst->election.on_advert(
+            ReceivedAdvert{advert.sender, advert.priority,
+                           std::chrono::duration_cast<Duration>(advert.advert_interval),
+                           advert.handover_target},
+            now);
+    }
+    // A peer that became master, resigned or changed priority may change who should hold the
+    // IP, and a presence notice from the node we leave the IP with shows whether it still
+    // contends for it: a master re-reads the holder now instead of at the reconcile interval.
+    if (inst->election.role() == Role::Master &&
+        (peer_changed || (advert.state != SenderState::Master &&
+                          inst->reconciler.yielding_to(advert.sender_provider_id)))) {
+        inst->reconciler.recheck_soon(now);
+    }
+    drain(*inst, now);
+}
+
+void Node::on_probe(const ProbeCompleted& in, Instant now) {
+    ++status_.probe_results;
+    if (health_.find(in.check) == nullptr) {
+        ++status_.probe_results_unknown_check;
+        return;
+    }
+    if (!health_.record(in.check, in.result)) {
+        return;
+    }
+    for (auto& inst : instances_) {
+        if (std::find(inst.spec.checks.begin(), inst.spec.checks.end(), in.check) !=
+            inst.spec.checks.end()) {
+            apply_health(inst, now);
+            drain(inst, now);
+        }
+    }
+}
+
+void Node::on_provider(const ProviderReplied& in, Instant now) {
+    InstanceState* inst = find(in.instance);
+    if (inst == nullptr || !spec_.provider_enabled) {
+        ++stale_unrouted_;
+        return;
+    }
+    inst->reconciler.on_reply(in, inst->election.effective_priority(), inst->peers, ctx(), now);
+    drain(*inst, now);
+}
+
+void Node::on_handover(const AdminHandover& in, Instant now) {
+    if (!in.instance.empty()) {
+        InstanceState* inst = find(in.instance);
+        if (inst == nullptr || !inst->election.handover(in.to_node, now)) {
+            ++status_.handovers_ignored;
+            return;
+        }
+        drain(*inst, now);
+        return;
+    }
+    bool any = false;
+    for (auto& inst : instances_) {
+        if (inst.election.handover(in.to_node, now)) {
+            any = true;
+            drain(inst, now);
+        }
+    }
+    if (!any) {
+        ++status_.handovers_ignored;
+    }
+}
+
+void Node::on_maintenance(const AdminMaintenance& in, Instant now) {
+    maintenance_ = in.on;
+    for (auto& inst : instances_) {
+        apply_health(inst, now);
+        drain(inst, now);
+    }
+}
+
+void Node::on_shutdown(Instant now) {
+    for (auto& inst : instances_) {
+        inst.election.shutdown(now);
+        drain(inst, now);
+        inst.reconciler.stop();
+    }
+    stopped_ = true;
+}
+
+void Node::apply_health(InstanceState& inst, Instant now) {
+    const health::InstanceHealth h = health_.evaluate(inst.spec.checks);
+    std::optional<std::string> fault;
+    if (maintenance_) {
+        fault = "maintenance";
+    } else if (inst.provider_fault) {
+        fault = inst.provider_fault;
+    } else if (h.fault) {
+        fault = h.reason;
+    }
+    inst.election.set_health(h.priority_delta, std::move(fault), now);
+}
+
+void Node::drain(InstanceState& inst, Instant now) {
+    // Election events may start or stop the reconciler, whose refusal may fault the election:
+    // loop until both are quiet. Each pass either ends or changes the role, so it terminates.
+    for (int pass = 0;; ++pass) {
+        FAILOVERD_ASSERT(pass < 16);
+        for (auto& event : inst.election.take_events()) {
+            if (auto* out = std::get_if<AdvertToSend>(&event)) {
+                Advert advert;
+                advert.instance_id = inst.wire_id;
+                advert.state = out->state;
+                advert.sender = spec_.node_name;
+                advert.sender_provider_id = spec_.provider_id;
+                advert.priority = static_cast<std::uint8_t>(std::clamp(out->priority, 0, 255));
+                advert.advert_interval = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    inst.election.advertisement_interval());
+                advert.boot_epoch = spec_.boot_epoch;
+                advert.sequence = ++inst.sequence;
+                advert.handover_target = out->handover_target;
+                actions_.push_back(
+                    SendAdvert{inst.spec.name, encode_advert(advert, spec_.hmac_key)});
+                ++inst.adverts_sent;
+                ++status_.adverts_sent;
+            } else {
+                auto& change = std::get<RoleChange>(event);
+                inst.last_transition = TransitionRecord{change.from, change.to, change.reason, now};
+                ++inst.transitions;
+                if (spec_.provider_enabled) {
+                    if (change.to == Role::Master) {
+                        inst.reconciler.start(now);
+                    } else if (change.from == Role::Master) {
+                        inst.reconciler.stop();
+                    }
+                }
+                actions_.push_back(
+                    Transitioned{inst.spec.name, change.from, change.to, change.reason});
+                actions_.push_back(RunHook{inst.spec.name, change.from, change.to, change.reason});
+            }
+        }
+        if (spec_.provider_enabled && inst.reconciler.active()) {
+            inst.reconciler.on_deadline(ctx(), now);
+        }
+        for (auto& call : inst.reconciler.take_calls()) {
+            actions_.push_back(std::move(call));
+        }
+        std::optional<std::string> refused = inst.reconciler.take_fault();
+        if (!refused) {
+            return;
+        }
+        inst.provider_fault = std::move(refused);
+        inst.provider_fault_until = now + spec_.provider_fault_hold;
+        apply_health(inst, now);
+    }
+}
+
+void Node::refresh_status() {
+    status_.node_name = spec_.node_name;
+    status_.provider_id = spec_.provider_id;
+    status_.boot_epoch = spec_.boot_epoch;
+    status_.maintenance = maintenance_;
+    status_.stopped = stopped_;
+    status_.provider_calls = 0;
+    status_.provider_failures = 0;
+    status_.provider_budget_deferrals = 0;
+    std::uint64_t stale = 0;
+    status_.instances.resize(instances_.size());
+    for (std::size_t i = 0; i < instances_.size(); ++i) {
+        const InstanceState& inst = instances_[i];
+        const Election& e = inst.election;
+        InstanceStatus& s = status_.instances[i];
+        s.name = inst.spec.name;
+        s.reserved_ip = inst.spec.reserved_ip;
+        s.role = e.role();
+        s.configured_priority = e.configured_priority();
+        s.effective_priority = e.effective_priority();
+        s.preempt = inst.spec.preempt;
+        s.master = e.master_name();
+        s.fault_reason = e.fault_reason();
+        s.health_reason = health_.evaluate(inst.spec.checks).reason;
+        s.yielding_to = e.yielding_to();
+        s.advertisement_interval = e.advertisement_interval();
+        s.master_adver_interval = e.master_adver_interval();
+        s.master_down_interval = e.master_down_interval();
+        s.last_transition = inst.last_transition;
+        s.transitions = inst.transitions;
+        s.checks.clear();
+        for (const auto& name : inst.spec.checks) {
+            const health::CheckTracker* t = health_.find(name);
+            if (t == nullptr) {
+                continue;
+            }
+            s.checks.push_back(CheckStatus{name, t->state(), t->policy().weight,
+                                           t->successes_in_a_row(), t->failures_in_a_row(),
+                                           t->last_result().reason});
+        }
+        s.peers.clear();
+        for (const auto& [name, peer] : inst.peers.peers()) {
+            s.peers.push_back(peer);
+        }
+        s.adverts_sent = inst.adverts_sent;
+        s.adverts_received = inst.adverts_received;
+        s.adverts_ignored = e.adverts_ignored();
+        s.provider_enabled = spec_.provider_enabled;
+        s.provider = inst.reconciler.status();
+        status_.provider_calls += s.provider.calls;
+        status_.provider_failures += s.provider.failures;
+        status_.provider_budget_deferrals += s.provider.budget_deferrals;
+        stale += s.provider.stale_replies;
+    }
+    status_.provider_stale_replies = stale + stale_unrouted_;
+}
+
+}  // namespace failoverd

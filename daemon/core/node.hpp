@@ -1,0 +1,153 @@
+// Node: the whole decision-making of one daemon, sans-I/O (quinn-proto / ngtcp2 shape).
+// The shell and the simulator talk only to it: feed inputs with `now`, execute the actions,
+// re-arm one timer to next_deadline(). No clock, socket, file, log or randomness in here.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "daemon/core/action.hpp"
+#include "daemon/core/advert.hpp"
+#include "daemon/core/backoff.hpp"
+#include "daemon/core/election.hpp"
+#include "daemon/core/input.hpp"
+#include "daemon/core/reconciler.hpp"
+#include "daemon/core/rng.hpp"
+#include "daemon/core/status.hpp"
+#include "daemon/core/time.hpp"
+#include "health/health_tracker.hpp"
+
+namespace failoverd {
+
+struct InstanceSpec {
+    std::string name;  // must match across nodes (its FNV-1a hash is the wire id)
+    std::string reserved_ip;
+    int priority = 100;  // 1..254
+    bool preempt = true;
+    Duration preempt_delay{0};
+    std::optional<Duration> advert_interval;  // default: NodeSpec::advert_interval
+    std::vector<std::string> checks;          // names of entries in NodeSpec::checks
+};
+
+// Pure data the shell builds from Config (and the simulator builds directly).
+struct NodeSpec {
+    std::string node_name;    // 1..63 bytes, unique in the cluster
+    std::string provider_id;  // droplet id; required when provider_enabled
+    // Must strictly increase across restarts of this node (peers drop an older epoch as
+    // StaleEpoch and, within an equal one, a not-newer sequence as Replay). The shell passes
+    // CLOCK_REALTIME in nanoseconds; the simulator a counter.
+    std::uint64_t boot_epoch = 0;
+    std::vector<std::uint8_t> hmac_key;  // shared by the cluster, at least 16 bytes
+    Duration advert_interval = std::chrono::seconds(1);
+    std::vector<InstanceSpec> instances;
+    std::map<std::string, health::CheckPolicy> checks;
+    bool provider_enabled = false;
+    Duration reconcile_interval = std::chrono::seconds(30);
+    std::uint64_t seed = 0;    // jitter for retries and re-reads
+    bool maintenance = false;  // start in maintenance (the flag survives restarts in state_dir)
+    // Provider pacing; the defaults fit DigitalOcean (provider-apis.md §1.5, §1.6).
+    Duration action_poll_interval = std::chrono::seconds(1);
+    Duration locked_retry = std::chrono::seconds(2);
+    Duration action_deadline = std::chrono::seconds(120);
+    // After the provider refuses us (401/403, 404 on the IP, other 4xx) the instance stays in
+    // Fault this long, then tries again as a Backup (a rotated token is picked up).
+    Duration provider_fault_hold = std::chrono::seconds(60);
+    BackoffPolicy backoff;
+    BudgetPolicy budget;
+};
+
+class Node {
+  public:
+    // Validates the spec (throws std::invalid_argument: start-up only), starts every instance
+    // in Backup (or Fault while a weight-0 check has no result yet, or in maintenance) and
+    // queues the resulting Transitioned/RunHook actions and presence adverts.
+    explicit Node(NodeSpec spec, Instant now);
+
+    // Call for every input, with the loop's `now` for this turn; then call take_actions() and
+    // re-arm the timer to next_deadline(). May emit every kind of Action:
+    //  - AdvertReceived: verified or counted as a drop; may change roles (Transitioned,
+    //    RunHook), answer with a SendAdvert, or (as Master) trigger a CallProvider re-read.
+    //  - ProbeCompleted: updates the check; a changed verdict may change roles and priorities.
+    //  - ProviderReplied: advances that instance's reconciler (CallProvider) or, when the
+    //    provider refuses us, puts the instance in Fault (resign SendAdvert, Transitioned).
+    //  - AdminHandover, AdminMaintenance: resign adverts and transitions.
+    //  - Shutdown: resign adverts from every Master and Transitioned(..., Init, "shutdown");
+    //    afterwards every input is ignored and next_deadline() is empty.
+    void handle(const Input& input, Instant now);
+
+    // Call when the timer armed to next_deadline() fires (now >= it). Spurious or early calls
+    // are harmless. May emit SendAdvert (advert and presence timers), Transitioned/RunHook
+    // (master down interval, preempt delay, end of a provider fault) and CallProvider.
+    void on_deadline(Instant now);
+
+    // The earliest instant the core wants on_deadline(); empty when it waits only for inputs.
+    std::optional<Instant> next_deadline() const;
+
+    // Everything queued since the last call, in order. Call after every handle()/on_deadline().
+    std::vector<Action> take_actions();
+
+    // Snapshot, current as of the last handle()/on_deadline()/constructor.
+    const NodeStatus& status() const { return status_; }
+
+    const std::string& name() const { return spec_.node_name; }
+    const NodeSpec& spec() const { return spec_; }
+    // nullptr for an unknown instance.
+    const Election* election(std::string_view instance) const;
+    std::optional<Role> role(std::string_view instance) const;
+
+  private:
+    struct InstanceState {
+        InstanceState(InstanceSpec s, Election e, Reconciler r)
+            : spec(std::move(s)),
+              wire_id(instance_id_of(spec.name)),
+              election(std::move(e)),
+              reconciler(std::move(r)) {}
+
+        InstanceSpec spec;
+        std::uint32_t wire_id = 0;
+        Election election;
+        Reconciler reconciler;
+        PeerTable peers;
+        std::optional<std::string> provider_fault;
+        std::optional<Instant> provider_fault_until;
+        std::optional<TransitionRecord> last_transition;
+        std::uint64_t transitions = 0;
+        std::uint64_t adverts_sent = 0;
+        std::uint64_t adverts_received = 0;
+        std::uint64_t sequence = 0;  // per instance: the replay window is per instance
+    };
+
+    void on_advert(const AdvertReceived& in, Instant now);
+    void on_probe(const ProbeCompleted& in, Instant now);
+    void on_provider(const ProviderReplied& in, Instant now);
+    void on_handover(const AdminHandover& in, Instant now);
+    void on_maintenance(const AdminMaintenance& in, Instant now);
+    void on_shutdown(Instant now);
+
+    void apply_health(InstanceState& inst, Instant now);
+    void drain(InstanceState& inst, Instant now);
+    ReconcilerContext ctx() { return ReconcilerContext{budget_, rng_, request_ids_}; }
+    InstanceState* find(std::string_view instance);
+    const InstanceState* find(std::string_view instance) const;
+    void refresh_status();
+
+    NodeSpec spec_;
+    health::HealthTracker health_;
+    AdvertVerifier verifier_;
+    CallBudget budget_;
+    Rng rng_;
+    RequestIds request_ids_;
+    std::vector<InstanceState> instances_;
+    bool maintenance_ = false;
+    bool stopped_ = false;
+    std::uint64_t stale_unrouted_ = 0;  // replies for an unknown instance or with no provider
+    std::vector<Action> actions_;
+    NodeStatus status_;
+};
+
+}  // namespace failoverd

@@ -1,0 +1,128 @@
+// Daemon: the imperative shell around Node. On every wake-up it takes `now` from the loop,
+// turns what happened (datagram, probe result, signal, control request) into Inputs, calls
+// Node, executes take_actions() (send adverts, run hooks, log transitions, STATUS=) and re-arms
+// the one core timer to next_deadline(). Everything runs in one sd-event loop; nothing blocks.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "daemon/config.hpp"
+#include "daemon/core/node.hpp"
+#include "daemon/core/time.hpp"
+#include "daemon/shell/control_socket.hpp"
+#include "daemon/shell/curl_multi.hpp"
+#include "daemon/shell/event_loop.hpp"
+#include "daemon/shell/hook_runner.hpp"
+#include "daemon/shell/rate_limited_log.hpp"
+#include "daemon/shell/systemd_notify.hpp"
+#include "daemon/shell/udp_transport.hpp"
+#include "health/probe_runner.hpp"
+
+namespace failoverd {
+
+struct DaemonOptions {
+    // At shutdown, notify_stop and hooks still running get this long before SIGTERM (then
+    // SIGKILL after the hook kill grace); the process exits within about bound + grace.
+    Duration shutdown_hook_bound = std::chrono::seconds(5);
+    HookRunnerOptions hooks;
+};
+
+// The NodeSpec for `config`: instances, the checks they track, timing. Key, epoch,
+// maintenance and seed come from the caller (files and the OS, read at start-up or reload).
+NodeSpec node_spec_of(const Config& config, std::vector<std::uint8_t> hmac_key,
+                      std::uint64_t boot_epoch, bool maintenance, std::uint64_t seed);
+
+// Start-up and reload: the advert key from auth_key_file. With peers the file must hold at
+// least 16 bytes; a single node without a readable key file gets a random one (nobody to talk
+// to). Throws std::runtime_error naming the file, never showing the key.
+std::vector<std::uint8_t> read_advert_key(const Config& config);
+
+// A boot epoch greater than the one recorded in `state_dir/boot_epoch` and than the wall clock
+// in nanoseconds; records it. Peers drop adverts of an older epoch, so a restart must never
+// reuse one, even when the wall clock stepped back.
+std::uint64_t next_boot_epoch(const std::string& state_dir);
+
+class Daemon {
+  public:
+    // Start-up: binds the advert socket and the control socket, builds the probes and hooks.
+    // Throws std::runtime_error (or ConfigErrors-free std::exception) with an operator message.
+    explicit Daemon(Config config, DaemonOptions options = {});
+    ~Daemon();
+    Daemon(const Daemon&) = delete;
+    Daemon& operator=(const Daemon&) = delete;
+
+    // start(), then serves until SIGTERM/SIGINT (then resigns, runs notify_stop and returns 0).
+    int run();
+
+    // Starts the first health round; when it is done the Node starts and systemd hears
+    // READY=1. The loop must then be run (run() does; tests use loop().run_until()).
+    void start();
+    bool ready() const { return phase_ == Phase::Running; }
+    EventLoop& loop() { return loop_; }
+
+    // The same as the signals, for tests and the control socket.
+    void stop(const std::string& why);
+    void reload();
+
+    // What `failoverctl status --json` prints.
+    nlohmann::json status_json() const;
+    // "web: MASTER, db: BACKUP" (STATUS= and the start-up log line).
+    std::string status_line() const;
+
+  private:
+    enum class Phase { Starting, Running, Stopping };
+
+    void start_node();
+    void after_input();
+    void execute(const Action& action);
+    void on_datagram(std::span<const std::uint8_t> bytes, const SocketAddress& from);
+    void on_probe_result(const std::string& check, const health::ProbeResult& result);
+    void on_core_timer();
+    nlohmann::json on_control(const nlohmann::json& request);
+    nlohmann::json handover(const nlohmann::json& request);
+    nlohmann::json maintenance(const nlohmann::json& request);
+    bool set_maintenance_flag(bool on, std::string& error);
+    void log_transition(const Transitioned& t);
+    void add_probes(const Config& config, health::ProbeRunner& runner);
+    void configure_hooks(const Config& config);
+    void finish_stop();
+
+    Config config_;
+    DaemonOptions options_;
+    Instant started_at_{};
+    std::uint64_t boot_epoch_ = 0;
+    std::uint64_t seed_ = 0;
+    std::vector<std::uint8_t> key_;
+    Phase phase_ = Phase::Starting;
+
+    // Destroyed in reverse: everything that holds loop sources goes before the loop.
+    EventLoop loop_;
+    SystemdNotify notify_;
+    std::vector<EventSource> signals_;
+    CurlMulti curl_;
+    std::unique_ptr<UdpTransport> transport_;
+    std::unique_ptr<HookRunner> hooks_;
+    std::unique_ptr<health::ProbeRunner> probes_;
+    std::unique_ptr<Node> node_;
+    std::vector<ProbeCompleted> first_round_;
+    Timer core_timer_;
+    Timer stop_timer_;
+    std::unique_ptr<ControlServer> control_;
+    RateLimitedLog drop_log_;
+    std::uint64_t datagrams_before_start_ = 0;
+    std::uint64_t provider_calls_refused_ = 0;
+    std::uint64_t reloads_ = 0;
+    std::uint64_t reloads_failed_ = 0;
+    std::optional<std::string> last_reload_error_;
+};
+
+// failoverd's main loop: logging set-up, Daemon, run. Returns the process exit code
+// (0 after a clean stop, 1 when start-up failed).
+int run_daemon(const Config& config, const std::string& log_level);
+
+}  // namespace failoverd

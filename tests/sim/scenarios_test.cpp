@@ -1,0 +1,491 @@
+// Named scenarios: each scripts one fault against real Nodes, measures a figure in virtual time
+// and asserts the protocol bound. Nodes are addressed by role, never by index.
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "tests/sim/sim_cluster.hpp"
+#include "tests/sim/sim_fixtures.hpp"
+
+using namespace failoverd;
+using namespace failoverd::sim;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string report(const SimCluster& c) {
+    return (c.ok() ? std::string("no violation") : c.violations()[0]) + "\nseed " +
+           std::to_string(c.options().seed) + ", trace tail:\n" + c.trace_tail(60);
+}
+
+void require_ok(const SimCluster& c) {
+    REQUIRE_MESSAGE(c.ok(), report(c));
+}
+
+// Brings the cluster up and proves it stable for a while before the fault.
+void bring_up(SimCluster& c) {
+    REQUIRE_MESSAGE(converge(c, 120s), report(c));
+    c.set_steady(true);
+    c.run_for(60s);
+    require_ok(c);
+    c.set_steady(false);
+}
+
+// After the scenario: the cluster converges and stays converged.
+void settle_and_hold(SimCluster& c, Duration limit, Duration hold = 120s) {
+    REQUIRE_MESSAGE(converge(c, limit), report(c));
+    c.set_steady(true);
+    c.run_for(hold);
+    require_ok(c);
+    c.set_steady(false);
+}
+
+}  // namespace
+
+TEST_CASE("sim: master crash - a backup takes over within master_down_interval + one advert") {
+    const SimOptions o = hot_standby({150, 100});
+    SimCluster c(o);
+    bring_up(c);
+    const auto old_master = c.master("web");
+    REQUIRE(old_master);
+    const auto backup = c.backups("web").at(0);
+
+    const Instant fault = c.now();
+    c.crash(*old_master);
+    REQUIRE_MESSAGE(c.run_until([&] { return c.master("web") == backup; }, 60s), report(c));
+    const Duration to_master = c.now() - fault;
+    REQUIRE_MESSAGE(c.run_until([&] { return c.holder("web") == backup; }, 60s), report(c));
+    const Duration to_ip = c.now() - fault;
+    require_ok(c);
+
+    const Duration mdi = c.worst_master_down_interval("web");
+    const Duration advert = c.advert_interval("web");
+    MESSAGE("master crash: new MASTER after "
+            << fmt_s(to_master) << " (bound " << fmt_s(mdi + advert) << "), IP moved after "
+            << fmt_s(to_ip) << " (bound " << fmt_s(mdi + advert + provider_bound(o)) << ")");
+    CHECK(to_master <= mdi + advert);
+    CHECK(to_ip <= mdi + advert + provider_bound(o));
+    CHECK(c.moves_since("web", fault) == 1);
+    settle_and_hold(c, 60s);
+}
+
+TEST_CASE("sim: graceful stop of the master - takeover within skew_time + network delay") {
+    const SimOptions o = hot_standby({150, 100});
+    SimCluster c(o);
+    bring_up(c);
+    const auto old_master = c.master("web");
+    REQUIRE(old_master);
+    const auto backup = c.backups("web").at(0);
+    const Duration skew = c.node(backup)->election("web")->skew_time();
+
+    const Instant fault = c.now();
+    c.stop(*old_master);
+    REQUIRE_MESSAGE(c.run_until([&] { return c.master("web") == backup; }, 60s), report(c));
+    const Duration to_master = c.now() - fault;
+    REQUIRE_MESSAGE(c.run_until([&] { return c.holder("web") == backup; }, 60s), report(c));
+    const Duration to_ip = c.now() - fault;
+    require_ok(c);
+    MESSAGE("graceful stop: new MASTER after " << fmt_s(to_master) << " (bound skew " << fmt_s(skew)
+                                               << " + network " << fmt_s(o.net_delay_max)
+                                               << "), IP moved after " << fmt_s(to_ip));
+    CHECK(to_master <= skew + o.net_delay_max);
+    CHECK(to_ip <= skew + o.net_delay_max + provider_bound(o));
+    settle_and_hold(c, 60s);
+}
+
+TEST_CASE("sim: master's containers drop from 10 to 9 - fault, resign, backup takes over") {
+    const SimOptions o = hot_standby({150, 100});
+    SimCluster c(o);
+    bring_up(c);
+    const auto old_master = c.master("web");
+    REQUIRE(old_master);
+    const auto backup = c.backups("web").at(0);
+    const Duration skew = c.node(backup)->election("web")->skew_time();
+
+    const Instant fault = c.now();
+    c.set_health(*old_master, "containers", health::Verdict::Fail, "9/10 running; missing: web-3");
+    REQUIRE_MESSAGE(c.run_until([&] { return c.role(*old_master, "web") == Role::Fault; }, 60s),
+                    report(c));
+    const Duration to_fault = c.now() - fault;
+    const Instant faulted = c.now();
+    const auto t = c.first_transition("web", Role::Fault, fault);
+    REQUIRE(t);
+    CHECK(t->reason.find("9/10 running; missing: web-3") != std::string::npos);
+    REQUIRE_MESSAGE(c.run_until([&] { return c.master("web") == backup; }, 60s), report(c));
+    const Duration to_master = c.now() - faulted;
+    REQUIRE_MESSAGE(c.run_until([&] { return c.holder("web") == backup; }, 60s), report(c));
+    const Duration to_ip = c.now() - faulted;
+    require_ok(c);
+
+    const Duration detect = o.checks[0].policy.fall * o.checks[0].interval;
+    MESSAGE("containers 10 -> 9: FAULT after "
+            << fmt_s(to_fault) << " (bound fall x interval " << fmt_s(detect) << "), backup MASTER "
+            << fmt_s(to_master) << " after the resign (bound " << fmt_s(skew + o.net_delay_max)
+            << "), IP moved " << fmt_s(to_ip) << " after the resign (bound "
+            << fmt_s(skew + o.net_delay_max + provider_bound(o)) << ")");
+    CHECK(to_fault <= detect);
+    CHECK(to_master <= skew + o.net_delay_max);
+    CHECK(to_ip <= skew + o.net_delay_max + provider_bound(o));
+    settle_and_hold(c, 60s);
+}
+
+TEST_CASE("sim: health flapping around the threshold does not flap the IP") {
+    SimOptions o = hot_standby({150, 100});
+    o.checks[0].policy = health::CheckPolicy{2, 3, 0};  // rise 2, fall 3
+    SimCluster c(o);
+    bring_up(c);
+    const auto master = c.master("web");
+    REQUIRE(master);
+    const auto backup = c.backups("web").at(0);
+
+    // Two failures, one pass, again and again: never `fall` failures in a row, on both nodes.
+    const Instant start = c.now();
+    c.set_health_pattern(*master, "containers",
+                         {health::Verdict::Fail, health::Verdict::Fail, health::Verdict::Pass});
+    c.set_health_pattern(
+        backup, "containers",
+        {health::Verdict::Pass, health::Verdict::TimedOut, health::Verdict::TimedOut});
+    c.set_steady(true);  // any role change or IP move is a violation from here on
+    c.run_for(600s);
+    require_ok(c);
+    const std::size_t transitions = c.transitions().size();
+    MESSAGE("flapping 2-of-3 failures for 600 s: " << c.moves_since("web", start)
+                                                   << " IP moves, master unchanged");
+    CHECK(c.moves_since("web", start) == 0);
+    CHECK(c.master("web") == master);
+
+    // One more failure in a row crosses the threshold exactly once: one clean failover.
+    c.set_steady(false);
+    const Instant cross = c.now();
+    c.set_health_pattern(*master, "containers",
+                         {health::Verdict::Fail, health::Verdict::Fail, health::Verdict::Fail,
+                          health::Verdict::Fail, health::Verdict::Fail, health::Verdict::Pass});
+    c.set_health(backup, "containers", health::Verdict::Pass);
+    REQUIRE_MESSAGE(c.run_until([&] { return c.holder("web") == backup; }, 120s), report(c));
+    c.run_for(60s);
+    require_ok(c);
+    MESSAGE("crossing the threshold: " << c.moves_since("web", cross) << " IP move(s), "
+                                       << c.transitions().size() - transitions
+                                       << " role changes in 60 s after the move");
+    CHECK(c.moves_since("web", cross) == 1);
+}
+
+namespace {
+
+struct PartitionCase {
+    const char* name;
+    std::vector<int> priorities;
+    bool preempt;
+};
+
+// The node that must end as Master after the heal: with preempt the highest priority; without
+// it, among the Masters at heal time the one that outranks the others (RFC 5798 §6.4.3).
+NodeId expected_after_heal(const SimCluster& c, const std::vector<NodeId>& masters, bool preempt) {
+    std::optional<NodeId> best = preempt ? c.highest("web") : std::nullopt;
+    if (best) {
+        return *best;
+    }
+    NodeId winner = masters.at(0);
+    for (NodeId m : masters) {
+        const int pm = c.node(m)->election("web")->effective_priority();
+        const int pw = c.node(winner)->election("web")->effective_priority();
+        if (pm > pw || (pm == pw && c.name(m) > c.name(winner))) {
+            winner = m;
+        }
+    }
+    return winner;
+}
+
+}  // namespace
+
+TEST_CASE("sim: partition between peers that both reach the provider, then heal") {
+    const PartitionCase cases[] = {
+        {"2 nodes 150/100, preempt", {150, 100}, true},
+        {"2 nodes 150/100, nopreempt", {150, 100}, false},
+        {"2 nodes 100/100 (tie on name)", {100, 100}, true},
+        {"3 nodes 150/100/50, master cut from both", {150, 100, 50}, true},
+    };
+    for (const auto& pc : cases) {
+        CAPTURE(std::string(pc.name));
+        SimOptions o = hot_standby(pc.priorities);
+        o.instances[0].preempt = pc.preempt;
+        SimCluster c(o);
+        bring_up(c);
+        const auto master = c.master("web");
+        REQUIRE(master);
+        std::vector<NodeId> others;
+        for (NodeId n = 0; n < c.size(); ++n) {
+            if (n != *master) {
+                others.push_back(n);
+            }
+        }
+
+        const Instant cut = c.now();
+        c.partition({*master}, others);
+        REQUIRE_MESSAGE(c.run_until([&] { return c.masters("web").size() == 2; }, 60s), report(c));
+        const Duration to_second = c.now() - cut;
+        c.run_for(300s);
+        require_ok(c);
+        const int moves_during = c.moves_since("web", cut);
+        const auto masters = c.masters("web");
+        CHECK(masters.size() == 2);  // both sides believe they are master: that is the point
+        const NodeId expected = expected_after_heal(c, masters, pc.preempt);
+
+        const Instant heal = c.now();
+        c.recover();
+        REQUIRE_MESSAGE(c.run_until([&] { return c.masters("web").size() == 1; }, 60s), report(c));
+        const Duration to_single = c.now() - heal;
+        REQUIRE_MESSAGE(converge(c, 120s), report(c));
+        const Duration to_converged = c.now() - heal;
+        c.set_steady(true);
+        c.run_for(120s);
+        require_ok(c);
+        const int moves = c.moves_since("web", cut);
+        MESSAGE(std::string(pc.name)
+                << ": second MASTER " << fmt_s(to_second) << " after the cut; " << moves_during
+                << " IP move(s) in 300 s of partition; one MASTER " << fmt_s(to_single)
+                << " after the heal, converged after " << fmt_s(to_converged) << "; " << moves
+                << " move(s) in all");
+        CHECK(moves <= 2);
+        CHECK(c.master("web") == expected);
+        CHECK(c.holder("web") == expected);
+    }
+}
+
+TEST_CASE("sim: preempt vs nopreempt when the old master returns") {
+    struct Case {
+        const char* name;
+        bool preempt;
+        Duration preempt_delay;
+    };
+    const Case cases[] = {
+        {"preempt", true, 0s},
+        {"preempt_delay 30 s", true, 30s},
+        {"nopreempt", false, 0s},
+    };
+    for (const auto& pc : cases) {
+        CAPTURE(std::string(pc.name));
+        SimOptions o = hot_standby({150, 100});
+        o.instances[0].preempt = pc.preempt;
+        o.instances[0].preempt_delay = pc.preempt_delay;
+        SimCluster c(o);
+        bring_up(c);
+        const auto high = c.master("web");
+        REQUIRE(high);
+        const auto low = c.backups("web").at(0);
+        c.crash(*high);
+        REQUIRE_MESSAGE(
+            c.run_until([&] { return c.holder("web") == low && c.master("web") == low; }, 60s),
+            report(c));
+        c.run_for(60s);
+
+        const Instant back = c.now();
+        c.restart(*high);
+        const Duration mdi = c.node(*high)->election("web")->master_down_interval();
+        const Duration bound =
+            o.checks[0].interval + mdi + pc.preempt_delay + c.advert_interval("web");
+        if (pc.preempt) {
+            REQUIRE_MESSAGE(c.run_until([&] { return c.master("web") == high; }, 120s), report(c));
+            const Duration to_master = c.now() - back;
+            REQUIRE_MESSAGE(c.run_until([&] { return c.holder("web") == high; }, 60s), report(c));
+            const Duration to_ip = c.now() - back;
+            MESSAGE(std::string(pc.name)
+                    << ": returning node MASTER again " << fmt_s(to_master)
+                    << " after restart (bound first probe + master_down_interval"
+                    << " + preempt_delay + advert = " << fmt_s(bound) << "), IP back after "
+                    << fmt_s(to_ip));
+            CHECK(to_master <= bound);
+            CHECK(to_ip <= bound + provider_bound(o));
+        } else {
+            c.set_steady(true);
+            c.run_for(600s);
+            require_ok(c);
+            MESSAGE(std::string(pc.name) << ": returning node stays BACKUP for 600 s, IP stays, "
+                                         << c.moves_since("web", back) << " moves");
+            CHECK(c.master("web") == low);
+            CHECK(c.moves_since("web", back) == 0);
+            c.set_steady(false);
+        }
+        settle_and_hold(c, 120s);
+    }
+}
+
+TEST_CASE("sim: hand-over to a named peer") {
+    SimOptions o = hot_standby({150, 100, 50});
+    SimCluster c(o);
+    bring_up(c);
+    const auto master = c.master("web");
+    REQUIRE(master);
+    // The named peer is the lowest-priority backup, so the election alone would not pick it.
+    NodeId target = c.backups("web").at(0);
+    for (NodeId b : c.backups("web")) {
+        if (c.node(b)->election("web")->effective_priority() <
+            c.node(target)->election("web")->effective_priority()) {
+            target = b;
+        }
+    }
+    const Duration skew = c.node(target)->election("web")->skew_time();
+
+    const Instant asked = c.now();
+    c.handover(*master, "web", target);
+    REQUIRE_MESSAGE(c.run_until([&] { return c.master("web") == target; }, 60s), report(c));
+    const Duration to_master = c.now() - asked;
+    REQUIRE_MESSAGE(c.run_until([&] { return c.holder("web") == target; }, 60s), report(c));
+    const Duration to_ip = c.now() - asked;
+    require_ok(c);
+    MESSAGE("hand-over to " << c.name(target) << ": MASTER after " << fmt_s(to_master)
+                            << " (bound skew " << fmt_s(skew) << " + network "
+                            << fmt_s(o.net_delay_max) << "), IP moved after " << fmt_s(to_ip));
+    CHECK(to_master <= skew + o.net_delay_max);
+    CHECK(to_ip <= skew + o.net_delay_max + provider_bound(o));
+    CHECK(c.moves_since("web", asked) == 1);
+
+    // The old master does not preempt the peer it handed over to, though it outranks it.
+    const Instant held = c.now() + 1ns;
+    c.set_steady(true);
+    c.run_for(600s);
+    require_ok(c);
+    CHECK(c.master("web") == target);
+    CHECK(c.moves_since("web", held) == 0);
+}
+
+TEST_CASE("sim: active-active - two instances on two nodes, one node fails and returns") {
+    SimOptions o = hot_standby({150, 100});
+    SimInstanceSpec api = o.instances[0];
+    api.name = "api";
+    api.ip = "203.0.113.20";
+    api.priorities = {100, 150};
+    api.initial_holder = 1;
+    o.instances.push_back(api);
+    SimCluster c(o);
+    bring_up(c);
+    const auto web_master = c.master("web");
+    const auto api_master = c.master("api");
+    REQUIRE(web_master);
+    REQUIRE(api_master);
+    REQUIRE(*web_master != *api_master);  // each node is master of its own IP
+
+    const Instant fault = c.now();
+    c.crash(*web_master);
+    REQUIRE_MESSAGE(c.run_until([&] { return c.master("web") == api_master; }, 60s), report(c));
+    const Duration to_master = c.now() - fault;
+    REQUIRE_MESSAGE(c.run_until([&] { return c.holder("web") == api_master; }, 60s), report(c));
+    const Duration to_ip = c.now() - fault;
+    CHECK(c.master("api") == api_master);
+    CHECK(c.moves_since("api", fault) == 0);
+    c.run_for(120s);
+
+    const Instant back = c.now();
+    c.restart(*web_master);
+    REQUIRE_MESSAGE(
+        c.run_until([&] { return c.master("web") == web_master && c.holder("web") == web_master; },
+                    120s),
+        report(c));
+    const Duration to_back = c.now() - back;
+    require_ok(c);
+    MESSAGE("active-active: surviving node MASTER of both after "
+            << fmt_s(to_master) << ", IP moved after " << fmt_s(to_ip)
+            << "; returning node has its IP back after " << fmt_s(to_back)
+            << "; the other IP moved " << c.moves_since("api", fault) << " times");
+    CHECK(to_master <= c.worst_master_down_interval("web") + c.advert_interval("web"));
+    CHECK(c.moves_since("api", fault) == 0);
+    CHECK(c.moves_since("web", fault) == 2);
+    settle_and_hold(c, 60s);
+    CHECK(c.master("api") == api_master);
+}
+
+TEST_CASE("sim: provider outage (5xx, 429) then recovery - the IP ends on the master") {
+    SimOptions o = hot_standby({150, 100});
+    SimCluster c(o);
+    bring_up(c);
+    const auto old_master = c.master("web");
+    REQUIRE(old_master);
+    const auto backup = c.backups("web").at(0);
+
+    // Every call fails: 5xx for 70 %, 429 (retry-after 5 s) for the rest.
+    ProviderFaults outage;
+    outage.server_error = 0.7;
+    outage.rate_limited = 1.0;
+    outage.retry_after = 5s;
+    c.set_provider_faults(outage);
+    const Instant fault = c.now();
+    c.crash(*old_master);
+    REQUIRE_MESSAGE(c.run_until([&] { return c.master("web") == backup; }, 60s), report(c));
+    const Duration to_master = c.now() - fault;
+    c.run_for(300s);
+    const std::uint64_t calls_in_outage = c.provider_calls(backup);
+
+    const Instant recovered = c.now();
+    c.set_provider_faults(ProviderFaults{});
+    REQUIRE_MESSAGE(c.run_until([&] { return c.holder("web") == backup; }, 300s), report(c));
+    const Duration to_ip = c.now() - recovered;
+    require_ok(c);
+    // After the outage the next attempt waits at most one capped backoff (or a request timeout),
+    // then one provider round.
+    const Duration bound =
+        o.backoff.cap + o.request_timeout + provider_bound(o) + o.action_poll_interval;
+    MESSAGE("provider outage: MASTER after "
+            << fmt_s(to_master) << " regardless; " << calls_in_outage
+            << " calls in 300 s of outage; IP on the master " << fmt_s(to_ip)
+            << " after recovery (bound " << fmt_s(bound) << "); busiest minute "
+            << c.max_calls_per_minute(backup) << " calls (limit 250), busiest hour "
+            << c.max_calls_per_hour(backup) << " (limit 5000)");
+    CHECK(to_master <= c.worst_master_down_interval("web") + c.advert_interval("web"));
+    CHECK(to_ip <= bound);
+    CHECK(c.max_calls_per_minute(backup) <= 250);
+    CHECK(c.max_calls_per_hour(backup) <= 5000);
+    settle_and_hold(c, 60s);
+}
+
+TEST_CASE("sim: a 429 storm is waited out without exceeding the budget") {
+    SimOptions o = hot_standby({150, 100});
+    SimCluster c(o);
+    bring_up(c);
+    const auto old_master = c.master("web");
+    REQUIRE(old_master);
+    const auto backup = c.backups("web").at(0);
+
+    ProviderFaults storm;
+    storm.rate_limited = 1.0;
+    storm.retry_after = 30s;
+    c.set_provider_faults(storm);
+    const Instant fault = c.now();
+    c.crash(*old_master);
+    c.run_for(600s);
+    const std::uint64_t calls = c.provider_calls(backup);
+    c.set_provider_faults(ProviderFaults{});
+    const Instant recovered = c.now();
+    REQUIRE_MESSAGE(c.run_until([&] { return c.holder("web") == backup; }, 120s), report(c));
+    require_ok(c);
+    MESSAGE("429 storm (retry-after 30 s) for 600 s: " << calls << " calls made ("
+                                                       << fmt_s(c.now() - recovered)
+                                                       << " to move the IP once it ended)");
+    // Retry-After is a floor: at most one call per 30 s, plus the first.
+    CHECK(calls <= 600 / 30 + 1);
+    CHECK(c.moves_since("web", fault) == 1);
+    settle_and_hold(c, 60s);
+}
+
+TEST_CASE("sim: a hung provider does not disturb the election") {
+    SimOptions o = hot_standby({150, 100});
+    o.reconcile_interval = 5s;
+    SimCluster c(o);
+    bring_up(c);
+    const auto master = c.master("web");
+    REQUIRE(master);
+    ProviderFaults hung;
+    hung.lost = 1.0;
+    c.set_provider_faults(hung);
+    c.set_steady(true);  // no role change, the IP stays
+    c.run_for(300s);
+    require_ok(c);
+    const auto* status = c.node(*master)->status().find("web");
+    REQUIRE(status != nullptr);
+    MESSAGE("hung provider for 300 s: master kept, " << status->provider.failures
+                                                     << " timed-out calls, adverts sent "
+                                                     << status->adverts_sent);
+    CHECK(status->provider.failures > 0);
+    c.set_steady(false);
+    c.set_provider_faults(ProviderFaults{});
+    settle_and_hold(c, 120s);
+}

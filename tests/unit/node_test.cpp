@@ -1,0 +1,431 @@
+#include "daemon/core/node.hpp"
+
+#include <doctest/doctest.h>
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+using namespace failoverd;
+using namespace std::chrono_literals;
+
+namespace {
+
+const Instant t0 = Instant{} + 1000s;
+const std::vector<std::uint8_t> kKey(32, 0x5a);
+
+NodeSpec spec(std::string name, int priority, std::string droplet = {}) {
+    NodeSpec s;
+    s.node_name = std::move(name);
+    s.provider_id = std::move(droplet);
+    s.boot_epoch = 1;
+    s.hmac_key = kKey;
+    s.advert_interval = 1s;
+    InstanceSpec web;
+    web.name = "web";
+    web.reserved_ip = "203.0.113.10";
+    web.priority = priority;
+    s.instances.push_back(web);
+    s.seed = 9;
+    return s;
+}
+
+health::ProbeResult pass() {
+    return health::ProbeResult{health::Verdict::Pass, "ok", 1ms};
+}
+
+health::ProbeResult fail(std::string why) {
+    return health::ProbeResult{health::Verdict::Fail, std::move(why), 1ms};
+}
+
+// Nodes on a perfect network with no provider: every SendAdvert reaches every other node.
+struct Cluster {
+    Instant now = t0;
+    std::vector<Node> nodes;
+    std::vector<Transitioned> transitions;
+    std::vector<CallProvider> calls;
+    std::vector<RunHook> hooks;
+
+    Node& node(const std::string& name) {
+        for (auto& n : nodes) {
+            if (n.name() == name) {
+                return n;
+            }
+        }
+        FAIL("no node " << name);
+        return nodes.front();
+    }
+
+    void add(NodeSpec s) {
+        nodes.emplace_back(std::move(s), now);
+        route();
+    }
+
+    // Delivers adverts until no node has anything left to say.
+    void route() {
+        for (bool busy = true; busy;) {
+            busy = false;
+            for (std::size_t i = 0; i < nodes.size(); ++i) {
+                for (auto& action : nodes[i].take_actions()) {
+                    busy = true;
+                    if (auto* send = std::get_if<SendAdvert>(&action)) {
+                        for (std::size_t j = 0; j < nodes.size(); ++j) {
+                            if (j != i) {
+                                nodes[j].handle(AdvertReceived{send->bytes, nodes[i].name()}, now);
+                            }
+                        }
+                    } else if (auto* t = std::get_if<Transitioned>(&action)) {
+                        transitions.push_back(*t);
+                    } else if (auto* c = std::get_if<CallProvider>(&action)) {
+                        calls.push_back(*c);
+                    } else {
+                        hooks.push_back(std::get<RunHook>(action));
+                    }
+                }
+            }
+        }
+    }
+
+    void run_until(Instant end) {
+        for (;;) {
+            std::optional<Instant> next;
+            for (const auto& n : nodes) {
+                auto d = n.next_deadline();
+                if (d && (!next || *d < *next)) {
+                    next = d;
+                }
+            }
+            if (!next || *next > end) {
+                now = end;
+                return;
+            }
+            now = std::max(now, *next);
+            for (auto& n : nodes) {
+                n.on_deadline(now);
+            }
+            route();
+        }
+    }
+
+    void handle(const std::string& name, const Input& input) {
+        node(name).handle(input, now);
+        route();
+    }
+
+    Role role(const std::string& name) { return *node(name).role("web"); }
+};
+
+}  // namespace
+
+TEST_CASE("Node: rejects a bad spec at start-up") {
+    auto bad = spec("web-1", 100);
+    bad.hmac_key.resize(8);
+    CHECK_THROWS_AS(Node(bad, t0), std::invalid_argument);
+    bad = spec("", 100);
+    CHECK_THROWS_AS(Node(bad, t0), std::invalid_argument);
+    bad = spec("web-1", 100);
+    bad.provider_enabled = true;  // but no droplet id
+    CHECK_THROWS_AS(Node(bad, t0), std::invalid_argument);
+    bad = spec("web-1", 100);
+    bad.instances.push_back(bad.instances[0]);
+    CHECK_THROWS_AS(Node(bad, t0), std::invalid_argument);
+    bad = spec("web-1", 100);
+    bad.instances[0].checks = {"nope"};
+    CHECK_THROWS_AS(Node(bad, t0), std::invalid_argument);
+    bad = spec("web-1", 100);
+    bad.advert_interval = 5ms;
+    CHECK_THROWS_AS(Node(bad, t0), std::invalid_argument);
+}
+
+TEST_CASE("Node: starts every instance in Backup and says so") {
+    Node n(spec("web-1", 100), t0);
+    auto actions = n.take_actions();
+    REQUIRE(actions.size() == 3);
+    CHECK(std::get<Transitioned>(actions[0]).to == Role::Backup);
+    CHECK(std::get<RunHook>(actions[1]).to == Role::Backup);
+    CHECK(std::holds_alternative<SendAdvert>(actions[2]));  // presence
+    CHECK(n.next_deadline() == t0 + 3609375us + n.election("web")->tie_stagger());
+    CHECK(n.election("web")->tie_stagger() < 1000ms / 16);
+    const auto& st = n.status();
+    REQUIRE(st.instances.size() == 1);
+    CHECK(st.instances[0].role == Role::Backup);
+    CHECK(st.instances[0].last_transition->at == t0);
+    CHECK(st.adverts_sent == 1);
+}
+
+TEST_CASE("Node: the higher priority node becomes master, the other stays backup") {
+    Cluster c;
+    c.add(spec("web-1", 150));
+    c.add(spec("web-2", 100));
+    c.run_until(t0 + 60s);
+    CHECK(c.role("web-1") == Role::Master);
+    CHECK(c.role("web-2") == Role::Backup);
+    CHECK(c.node("web-2").status().instances[0].master == "web-1");
+    CHECK(c.node("web-2").status().drops_total() == 0);
+    CHECK(c.node("web-2").status().instances[0].adverts_received >= 55);
+    // Each knows the other from adverts and presence notices.
+    CHECK(c.node("web-1").status().instances[0].peers.size() == 1);
+    CHECK(c.node("web-1").status().instances[0].peers[0].state == SenderState::Backup);
+}
+
+TEST_CASE("Node: a weight-0 check holds the instance in Fault until its first pass") {
+    auto s = spec("web-1", 100);
+    s.checks["docker"] = health::CheckPolicy{2, 2, 0};
+    s.instances[0].checks = {"docker"};
+    Cluster c;
+    c.add(s);
+    CHECK(c.role("web-1") == Role::Fault);
+    CHECK(c.transitions.back().reason == "docker waiting for first result");
+    c.handle("web-1", ProbeCompleted{"docker", pass()});
+    CHECK(c.role("web-1") == Role::Backup);
+    c.handle("web-1", ProbeCompleted{"nope", pass()});
+    CHECK(c.node("web-1").status().probe_results_unknown_check == 1);
+}
+
+TEST_CASE("Node: a master whose containers fail resigns and the backup takes over after skew") {
+    auto a = spec("web-1", 150);
+    a.checks["docker"] = health::CheckPolicy{1, 1, 0};
+    a.instances[0].checks = {"docker"};
+    Cluster c;
+    c.add(a);
+    c.handle("web-1", ProbeCompleted{"docker", pass()});
+    c.add(spec("web-2", 100));
+    c.run_until(t0 + 10s);
+    REQUIRE(c.role("web-1") == Role::Master);
+    const Instant fault_at = c.now;
+    c.handle("web-1", ProbeCompleted{"docker", fail("9/10 running; missing: web-3")});
+    CHECK(c.role("web-1") == Role::Fault);
+    // skew time for priority 100, plus web-2's tie stagger
+    c.run_until(fault_at + 609375us + c.node("web-2").election("web")->tie_stagger());
+    CHECK(c.role("web-2") == Role::Master);
+    CHECK(c.transitions.back().reason ==
+          "master web-1 resigned (priority 0): took over after skew time 609 ms");
+    CHECK(c.node("web-1").status().instances[0].fault_reason ==
+          std::optional<std::string>("docker failing: 9/10 running; missing: web-3"));
+}
+
+TEST_CASE("Node: a failing weighted check lowers the priority and a preempting peer takes over") {
+    auto a = spec("web-1", 150);
+    a.checks["http"] = health::CheckPolicy{1, 1, -100};
+    a.instances[0].checks = {"http"};
+    Cluster c;
+    c.add(a);
+    c.handle("web-1", ProbeCompleted{"http", pass()});
+    c.add(spec("web-2", 100));
+    c.run_until(t0 + 10s);
+    REQUIRE(c.role("web-1") == Role::Master);
+    c.handle("web-1", ProbeCompleted{"http", fail("HTTP 500")});
+    CHECK(c.node("web-1").status().instances[0].effective_priority == 50);
+    c.run_until(c.now + 5s);
+    CHECK(c.role("web-2") == Role::Master);
+    CHECK(c.role("web-1") == Role::Backup);
+}
+
+TEST_CASE("Node: equal-priority backups do not take over at the same instant") {
+    Cluster c;
+    c.add(spec("web-1", 200));
+    c.add(spec("web-2", 100));
+    c.add(spec("web-3", 100));
+    c.add(spec("web-4", 100));
+    c.run_until(t0 + 10s);
+    REQUIRE(c.role("web-1") == Role::Master);
+    const std::size_t before = c.transitions.size();
+    c.handle("web-1", Shutdown{});
+    c.run_until(c.now + 10s);
+    int masters = 0;
+    int became_master = 0;
+    for (const auto* name : {"web-2", "web-3", "web-4"}) {
+        masters += c.role(name) == Role::Master ? 1 : 0;
+    }
+    for (std::size_t i = before; i < c.transitions.size(); ++i) {
+        became_master += c.transitions[i].to == Role::Master ? 1 : 0;
+    }
+    CHECK(masters == 1);
+    CHECK(became_master == 1);  // nobody was master for a moment and stepped down again
+}
+
+TEST_CASE("Node: maintenance puts every instance in Fault and back") {
+    Cluster c;
+    c.add(spec("web-1", 150));
+    c.add(spec("web-2", 100));
+    c.run_until(t0 + 10s);
+    c.handle("web-1", AdminMaintenance{true});
+    CHECK(c.role("web-1") == Role::Fault);
+    CHECK(c.node("web-1").status().maintenance);
+    CHECK(c.node("web-1").status().instances[0].fault_reason ==
+          std::optional<std::string>("maintenance"));
+    c.run_until(c.now + 1s);
+    CHECK(c.role("web-2") == Role::Master);
+    c.handle("web-1", AdminMaintenance{false});
+    CHECK(c.role("web-1") == Role::Backup);
+    c.run_until(c.now + 10s);
+    CHECK(c.role("web-1") == Role::Master);  // preempt: back to the higher node
+}
+
+TEST_CASE("Node: hand-over to a named peer, and the old master holds back") {
+    Cluster c;
+    c.add(spec("web-1", 200));
+    c.add(spec("web-2", 100));
+    c.add(spec("web-3", 150));
+    c.run_until(t0 + 10s);
+    REQUIRE(c.role("web-1") == Role::Master);
+    const Instant at = c.now;
+    c.handle("web-1", AdminHandover{"web", std::string("web-2")});
+    c.run_until(at + 700ms);
+    CHECK(c.role("web-2") == Role::Master);
+    c.run_until(at + 60s);
+    CHECK(c.role("web-2") == Role::Master);
+    CHECK(c.role("web-1") == Role::Backup);
+    CHECK(c.role("web-3") == Role::Backup);
+    c.handle("web-3", AdminHandover{"web", std::nullopt});  // not master: ignored
+    CHECK(c.node("web-3").status().handovers_ignored == 1);
+}
+
+TEST_CASE("Node: a resign overtaken in the network by the next advert still counts") {
+    Node a(spec("web-1", 200), t0);
+    Node b(spec("web-2", 100), t0);
+    a.take_actions();
+    b.take_actions();
+    a.on_deadline(*a.next_deadline());
+    REQUIRE(a.role("web") == Role::Master);
+    Instant now = *a.next_deadline();
+    a.on_deadline(now);
+    for (auto& act : a.take_actions()) {
+        if (auto* s = std::get_if<SendAdvert>(&act)) {
+            b.handle(AdvertReceived{s->bytes, "a"}, now);
+        }
+    }
+    a.handle(AdminHandover{"web", std::string("web-2")}, now);
+    std::vector<std::vector<std::uint8_t>> sent;
+    for (auto& act : a.take_actions()) {
+        if (auto* s = std::get_if<SendAdvert>(&act)) {
+            sent.push_back(s->bytes);
+        }
+    }
+    REQUIRE(sent.size() == 2);  // the hand-over advert, then the presence notice
+    b.handle(AdvertReceived{sent[1], "a"}, now);
+    b.handle(AdvertReceived{sent[0], "a"}, now);
+    CHECK(b.status().drops_total() == 0);
+    // skew time, not the full down interval
+    CHECK(b.next_deadline() == now + 609375us + b.election("web")->tie_stagger());
+}
+
+TEST_CASE("Node: shutdown resigns, goes to Init and ignores everything after") {
+    Cluster c;
+    c.add(spec("web-1", 150));
+    c.add(spec("web-2", 100));
+    c.run_until(t0 + 10s);
+    const Instant at = c.now;
+    c.handle("web-1", Shutdown{});
+    CHECK(c.role("web-1") == Role::Init);
+    CHECK(c.node("web-1").status().stopped);
+    CHECK_FALSE(c.node("web-1").next_deadline().has_value());
+    CHECK(c.transitions.back().reason == "shutdown");
+    c.run_until(at + 609375us + c.node("web-2").election("web")->tie_stagger());
+    CHECK(c.role("web-2") == Role::Master);
+    c.handle("web-1", AdminMaintenance{true});
+    CHECK(c.role("web-1") == Role::Init);
+}
+
+TEST_CASE("Node: bad packets are counted by reason and change nothing") {
+    Cluster c;
+    c.add(spec("web-1", 150));
+    Node& n = c.node("web-1");
+    n.handle(AdvertReceived{{1, 2, 3}, "x"}, c.now);
+    n.handle(AdvertReceived{std::vector<std::uint8_t>(100, 0), "x"}, c.now);
+    Node other(spec("web-2", 100), c.now);
+    auto actions = other.take_actions();
+    const auto& bytes = std::get<SendAdvert>(actions.back()).bytes;
+    n.handle(AdvertReceived{bytes, "x"}, c.now);
+    n.handle(AdvertReceived{bytes, "x"}, c.now);  // replayed
+    auto forged_key = spec("web-3", 250);
+    forged_key.hmac_key = std::vector<std::uint8_t>(32, 0x11);
+    Node forger(forged_key, c.now);
+    auto forged = forger.take_actions();
+    n.handle(AdvertReceived{std::get<SendAdvert>(forged.back()).bytes, "x"}, c.now);
+    const auto& st = n.status();
+    CHECK(st.drops_for(DropReason::TooShort) == 1);
+    CHECK(st.drops_for(DropReason::BadMagic) == 1);
+    CHECK(st.drops_for(DropReason::Replay) == 1);
+    CHECK(st.drops_for(DropReason::BadMac) == 1);
+    CHECK(st.adverts_received == 1);
+    CHECK(st.drops_total() == 4);
+}
+
+TEST_CASE("Node: a new master claims the IP and a backup never calls the provider") {
+    auto a = spec("web-1", 150, "1001");
+    a.provider_enabled = true;
+    auto b = spec("web-2", 100, "2002");
+    b.provider_enabled = true;
+    Cluster c;
+    c.add(a);
+    c.add(b);
+    c.run_until(t0 + 10s);
+    REQUIRE(c.role("web-1") == Role::Master);
+    REQUIRE(c.calls.size() == 1);
+    CHECK(c.calls[0].op == ProviderOp::ReadHolder);
+    ProviderReplied r;
+    r.instance = "web";
+    r.request_id = c.calls[0].request_id;
+    r.outcome = ProviderOutcome::Ok;
+    r.holder = "2002";
+    c.handle("web-1", r);
+    REQUIRE(c.calls.size() == 2);
+    CHECK(c.calls[1].op == ProviderOp::Assign);
+    CHECK(c.node("web-1").status().instances[0].provider.phase == ReconcilePhase::Assigning);
+    CHECK(c.node("web-2").status().provider_calls == 0);
+}
+
+TEST_CASE("Node: 401 from the provider faults the instance, which recovers after the hold") {
+    auto a = spec("web-1", 150, "1001");
+    a.provider_enabled = true;
+    a.provider_fault_hold = 60s;
+    Cluster c;
+    c.add(a);
+    c.run_until(t0 + 5s);
+    REQUIRE(c.role("web-1") == Role::Master);
+    REQUIRE(c.calls.size() == 1);
+    ProviderReplied r;
+    r.instance = "web";
+    r.request_id = c.calls[0].request_id;
+    r.outcome = ProviderOutcome::Unauthorized;
+    r.http_status = 401;
+    const Instant at = c.now;
+    c.handle("web-1", r);
+    CHECK(c.role("web-1") == Role::Fault);
+    CHECK(c.transitions.back().reason == "provider rejected the token (HTTP 401)");
+    c.run_until(at + 59s);
+    CHECK(c.role("web-1") == Role::Fault);
+    c.run_until(at + 61s);
+    CHECK(c.role("web-1") == Role::Backup);
+    CHECK(c.transitions.back().reason ==
+          "fault cleared (was: provider rejected the token (HTTP 401))");
+}
+
+TEST_CASE("Node: replies for unknown instances or ids are ignored") {
+    auto a = spec("web-1", 150, "1001");
+    a.provider_enabled = true;
+    Cluster c;
+    c.add(a);
+    ProviderReplied r;
+    r.instance = "nope";
+    c.handle("web-1", r);
+    r.instance = "web";
+    r.request_id = 999;
+    c.handle("web-1", r);
+    CHECK(c.node("web-1").status().provider_stale_replies == 2);
+    CHECK(c.calls.empty());
+}
+
+TEST_CASE("Node: every transition runs the hook with the same words") {
+    Cluster c;
+    c.add(spec("web-1", 150));
+    c.run_until(t0 + 10s);
+    REQUIRE(c.transitions.size() == c.hooks.size());
+    for (std::size_t i = 0; i < c.hooks.size(); ++i) {
+        CHECK(c.hooks[i].from == c.transitions[i].from);
+        CHECK(c.hooks[i].to == c.transitions[i].to);
+        CHECK(c.hooks[i].reason == c.transitions[i].reason);
+    }
+    CHECK(c.node("web-1").status().instances[0].transitions == 2);
+}
