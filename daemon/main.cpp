@@ -6,6 +6,7 @@
 #include <string>
 
 #include "daemon/config.hpp"
+#include "daemon/shell/daemon.hpp"
 
 namespace {
 
@@ -14,14 +15,8 @@ namespace po = boost::program_options;
 constexpr int kExitUsage = 2;
 constexpr int kExitConfig = 2;
 
-// The one place the daemon loop plugs in: replace this body with
-// `return failoverd::run_daemon(config, log_level);` from daemon/shell/daemon.hpp (issue 4).
 int start_daemon(const failoverd::Config& config, const std::string& log_level) {
-    static_cast<void>(config);
-    static_cast<void>(log_level);
-    std::cerr
-        << "failoverd: the daemon loop is not built yet (see issue 4); --check-config works\n";
-    return kExitConfig;
+    return failoverd::run_daemon(config, log_level);
 }
 
 bool valid_log_level(const std::string& level) {

@@ -120,6 +120,12 @@ class AdvertVerifier {
 
     std::variant<Advert, DropReason> verify(std::span<const std::uint8_t> bytes);
 
+    // Configuration reload: the instances to accept from now on. The replay table is kept, so
+    // an advert captured before the reload is still a replay after it.
+    void set_known_instances(std::set<std::uint32_t> known_instances) {
+        known_instances_ = std::move(known_instances);
+    }
+
     std::size_t senders_tracked() const { return last_accepted_.size(); }
 
   private:

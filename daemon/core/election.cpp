@@ -42,6 +42,10 @@ Duration Election::tie_stagger() const {
         static_cast<Duration::rep>(static_cast<double>(master_adver_interval_.count()) * fraction));
 }
 
+bool Election::outranked_recently(Instant now) const {
+    return outranking_master_heard_ && now - *outranking_master_heard_ < master_down_interval();
+}
+
 bool Election::outranks_me(int priority, const std::string& sender) const {
     const int mine = effective_priority();
     return priority > mine || (priority == mine && sender > config_.node_name);
@@ -119,6 +123,7 @@ void Election::backup_on_advert(const ReceivedAdvert& advert, Instant now) {
             handover_to_other_ = *advert.handover_target;
             resigned_by_.reset();
             yield_to_ = *advert.handover_target;
+            yield_target_heard_.reset();
             master_down_timer_ = now + master_down_interval() + tie_stagger();
             last_heard_ = now;
             return;
@@ -130,8 +135,22 @@ void Election::backup_on_advert(const ReceivedAdvert& advert, Instant now) {
         return;
     }
     const int mine = effective_priority();
-    const bool yielding = yield_to_ && (yield_to_->empty() || *yield_to_ == advert.sender);
+    // After a hand-over: hold back from preempting the target, and from preempting anyone else
+    // while the target is still heard as master (another master is then a passing tie).
+    const bool yielding =
+        yield_to_ && (yield_to_->empty() || *yield_to_ == advert.sender ||
+                      (yield_target_heard_ && now - *yield_target_heard_ < master_down_interval()));
+    if (yield_to_ && *yield_to_ == advert.sender) {
+        yield_target_heard_ = now;
+    }
     if (advert.priority < mine && config_.preempt_mode && !yielding) {
+        if (outranked_recently(now)) {
+            // Two masters (a heal): one that outranks us is alive and will win; preempting the
+            // lower one would only make a third master and move the IP once more.
+            ++adverts_ignored_;
+            preempt_at_.reset();
+            return;
+        }
         if (config_.preempt_delay <= Duration::zero()) {
             // Discard without touching the down timer: an ignored advert must not extend it.
             ++adverts_ignored_;
@@ -147,6 +166,9 @@ void Election::backup_on_advert(const ReceivedAdvert& advert, Instant now) {
         preempt_at_.reset();
     }
     ++adverts_accepted_;
+    if (advert.priority >= mine) {
+        outranking_master_heard_ = now;
+    }
     master_name_ = advert.sender;
     master_adver_interval_ = advert.advert_interval;
     master_down_timer_ = now + master_down_interval() + tie_stagger();
@@ -180,6 +202,7 @@ void Election::master_on_advert(const ReceivedAdvert& advert, Instant now) {
                                    advert.sender + " > " + config_.node_name + ")";
     master_adver_interval_ = advert.advert_interval;
     adver_timer_.reset();
+    outranking_master_heard_ = now;
     change_role(Role::Backup, std::move(reason), now);
     master_name_ = advert.sender;
     master_down_timer_ = now + master_down_interval() + tie_stagger();
@@ -208,6 +231,9 @@ void Election::on_deadline(Instant now) {
 }
 
 void Election::backup_on_deadline(Instant now) {
+    if (preempt_at_ && now >= *preempt_at_ && outranked_recently(now)) {
+        preempt_at_.reset();
+    }
     if (preempt_at_ && now >= *preempt_at_) {
         become_master("preempt_delay " + format_duration(config_.preempt_delay) +
                           " elapsed: preempting " + preempted_master_ + " (" +
@@ -259,10 +285,38 @@ bool Election::handover(const std::optional<std::string>& to_node, Instant now) 
     }
     send_advert(0, to_node);
     yield_to_ = to_node.value_or(std::string{});
+    yield_target_heard_.reset();
     become_backup(to_node ? "hand-over to " + *to_node + " requested"
                           : std::string("hand-over requested (to any backup)"),
                   now);
     return true;
+}
+
+void Election::reconfigure(ElectionConfig config, Instant now) {
+    FAILOVERD_ASSERT(config.instance == config_.instance);
+    FAILOVERD_ASSERT(config.node_name == config_.node_name);
+    FAILOVERD_ASSERT(config.advertisement_interval > Duration::zero());
+    const int old_priority = effective_priority();
+    const Duration old_interval = config_.advertisement_interval;
+    config_ = std::move(config);
+    if (stopped_) {
+        return;
+    }
+    if (!heard_any_ && role_ != Role::Master) {
+        // No master heard yet: our own interval stands in for the one a master would teach.
+        master_adver_interval_ = config_.advertisement_interval;
+    }
+    if (!config_.preempt_mode) {
+        preempt_at_.reset();
+    }
+    if (role_ == Role::Master) {
+        master_adver_interval_ = config_.advertisement_interval;
+        if (effective_priority() != old_priority ||
+            config_.advertisement_interval != old_interval) {
+            send_advert(effective_priority());
+            adver_timer_ = now + config_.advertisement_interval;
+        }
+    }
 }
 
 void Election::shutdown(Instant now) {

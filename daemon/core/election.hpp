@@ -101,6 +101,13 @@ class Election {
     // Returns false (and does nothing) when not Master or when `to_node` is this node.
     bool handover(const std::optional<std::string>& to_node, Instant now);
 
+    // Configuration reload: new priority, preempt mode, preempt delay or advertisement
+    // interval (instance and node name must not change). Keeps the role and the master it
+    // knows, so a reload alone never drops mastership; the values apply from `now`. A Master
+    // advertises at once when its priority or interval changed (a backup that now outranks it
+    // preempts as usual); turning preempt off cancels a pending preempt. May emit AdvertToSend.
+    void reconfigure(ElectionConfig config, Instant now);
+
     // Daemon stop: a Master resigns (priority-0 advert); every role goes to Init ("shutdown").
     // After this the election ignores every input and has no deadline.
     void shutdown(Instant now);
@@ -147,6 +154,8 @@ class Election {
     void presence_on_deadline(Instant now);
 
     bool outranks_me(int priority, const std::string& sender) const;
+    // A master with priority >= ours was heard within master_down_interval.
+    bool outranked_recently(Instant now) const;
 
     ElectionConfig config_;
     Role role_ = Role::Init;
@@ -160,6 +169,8 @@ class Election {
     std::optional<Instant> presence_timer_;     // Backup/Fault: next presence notice
     std::optional<Instant> preempt_at_;         // Backup: preempt a lower master at this time
     std::optional<std::string> yield_to_;
+    std::optional<Instant> yield_target_heard_;  // last advert from the hand-over target
+    std::optional<Instant> outranking_master_heard_;
     std::optional<std::string> resigned_by_;        // a priority-0 advert armed skew time
     bool handed_to_me_ = false;                     // ... and it named this node
     std::optional<std::string> handover_to_other_;  // a hand-over named another node

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <set>
 #include <stdexcept>
+#include <utility>
 
 #include "daemon/core/assert.hpp"
 
@@ -27,6 +28,43 @@ std::set<std::uint32_t> wire_ids(const NodeSpec& spec) {
 // In [0, 1/16): stable per node, different for different names (see ElectionConfig).
 double tie_stagger_for(const std::string& node_name) {
     return static_cast<double>(instance_id_of(node_name) % 1024) / (1024.0 * 16.0);
+}
+
+ElectionConfig election_config(const NodeSpec& spec, const InstanceSpec& is) {
+    ElectionConfig ec;
+    ec.instance = is.name;
+    ec.node_name = spec.node_name;
+    ec.priority = is.priority;
+    ec.preempt_mode = is.preempt;
+    ec.preempt_delay = is.preempt_delay;
+    ec.advertisement_interval = is.advert_interval.value_or(spec.advert_interval);
+    ec.tie_stagger = tie_stagger_for(spec.node_name);
+    return ec;
+}
+
+ReconcilerConfig reconciler_config(const NodeSpec& spec, const InstanceSpec& is) {
+    ReconcilerConfig rc;
+    rc.instance = is.name;
+    rc.ip = is.reserved_ip;
+    rc.self_provider_id = spec.provider_id;
+    rc.self_name = spec.node_name;
+    rc.reconcile_interval = spec.reconcile_interval;
+    rc.action_poll_interval = spec.action_poll_interval;
+    rc.locked_retry = spec.locked_retry;
+    rc.action_deadline = spec.action_deadline;
+    rc.backoff = spec.backoff;
+    return rc;
+}
+
+bool same_reconciler(const NodeSpec& a, const NodeSpec& b, const InstanceSpec& ia,
+                     const InstanceSpec& ib) {
+    return ia.reserved_ip == ib.reserved_ip && a.reconcile_interval == b.reconcile_interval &&
+           a.action_poll_interval == b.action_poll_interval && a.locked_retry == b.locked_retry &&
+           a.action_deadline == b.action_deadline;
+}
+
+bool same_policy(const health::CheckPolicy& a, const health::CheckPolicy& b) {
+    return a.rise == b.rise && a.fall == b.fall && a.weight == b.weight;
 }
 
 void validate(const NodeSpec& spec) {
@@ -70,32 +108,96 @@ Node::Node(NodeSpec spec, Instant now)
     }
     instances_.reserve(spec_.instances.size());
     for (const auto& is : spec_.instances) {
-        ElectionConfig ec;
-        ec.instance = is.name;
-        ec.node_name = spec_.node_name;
-        ec.priority = is.priority;
-        ec.preempt_mode = is.preempt;
-        ec.preempt_delay = is.preempt_delay;
-        ec.advertisement_interval = is.advert_interval.value_or(spec_.advert_interval);
-        ec.tie_stagger = tie_stagger_for(spec_.node_name);
-        ReconcilerConfig rc;
-        rc.instance = is.name;
-        rc.ip = is.reserved_ip;
-        rc.self_provider_id = spec_.provider_id;
-        rc.self_name = spec_.node_name;
-        rc.reconcile_interval = spec_.reconcile_interval;
-        rc.action_poll_interval = spec_.action_poll_interval;
-        rc.locked_retry = spec_.locked_retry;
-        rc.action_deadline = spec_.action_deadline;
-        rc.backoff = spec_.backoff;
-        instances_.emplace_back(is, Election(std::move(ec)), Reconciler(std::move(rc)));
+        instances_.push_back(make_instance(is));
     }
     for (auto& inst : instances_) {
         apply_health(inst, now);
         inst.election.start(now);
         drain(inst, now);
     }
-    refresh_status();
+    status_stale_ = true;
+}
+
+Node::InstanceState Node::make_instance(const InstanceSpec& is) const {
+    return InstanceState(is, Election(election_config(spec_, is)),
+                         Reconciler(reconciler_config(spec_, is)));
+}
+
+void Node::reconfigure(NodeSpec spec, Instant now) {
+    validate(spec);
+    require(spec.node_name == spec_.node_name, "the node name cannot change on reload");
+    require(spec.provider_id == spec_.provider_id, "the provider identity cannot change on reload");
+    require(spec.boot_epoch == spec_.boot_epoch, "the boot epoch cannot change on reload");
+    require(spec.provider_enabled == spec_.provider_enabled,
+            "the provider cannot be enabled or disabled on reload");
+    if (stopped_) {
+        return;
+    }
+
+    for (const auto& [name, policy] : spec.checks) {
+        const health::CheckTracker* tracker = health_.find(name);
+        if (tracker == nullptr || !same_policy(tracker->policy(), policy)) {
+            health_.add_check(name, policy);
+        }
+    }
+    for (const auto& [name, policy] : spec_.checks) {
+        if (!spec.checks.contains(name)) {
+            health_.remove_check(name);
+        }
+    }
+    if (spec.hmac_key != spec_.hmac_key) {
+        verifier_ = AdvertVerifier(spec.hmac_key, spec.node_name, wire_ids(spec));
+    } else {
+        verifier_.set_known_instances(wire_ids(spec));
+    }
+
+    const NodeSpec old = std::exchange(spec_, std::move(spec));
+    for (auto& inst : instances_) {
+        const bool stays =
+            std::any_of(spec_.instances.begin(), spec_.instances.end(),
+                        [&](const InstanceSpec& is) { return is.name == inst.spec.name; });
+        if (!stays) {
+            inst.election.shutdown(now);
+            drain(inst, now);
+            inst.reconciler.stop();
+            // Peers keep its replay window: if it comes back in this boot epoch, its adverts
+            // must continue the sequence, not restart below it.
+            retired_sequences_[inst.spec.name] = inst.sequence;
+        }
+    }
+    std::vector<InstanceState> kept;
+    kept.reserve(spec_.instances.size());
+    for (const auto& is : spec_.instances) {
+        auto it =
+            std::find_if(instances_.begin(), instances_.end(),
+                         [&](const InstanceState& inst) { return inst.spec.name == is.name; });
+        if (it == instances_.end()) {
+            kept.push_back(make_instance(is));
+            InstanceState& inst = kept.back();
+            if (const auto r = retired_sequences_.find(is.name); r != retired_sequences_.end()) {
+                inst.sequence = r->second;
+            }
+            apply_health(inst, now);
+            inst.election.start(now);
+            drain(inst, now);
+            continue;
+        }
+        kept.push_back(std::move(*it));
+        InstanceState& inst = kept.back();
+        if (!same_reconciler(old, spec_, inst.spec, is)) {
+            inst.reconciler.stop();
+            inst.reconciler = Reconciler(reconciler_config(spec_, is));
+            if (spec_.provider_enabled && inst.election.role() == Role::Master) {
+                inst.reconciler.start(now);
+            }
+        }
+        inst.spec = is;
+        inst.election.reconfigure(election_config(spec_, is), now);
+        apply_health(inst, now);
+        drain(inst, now);
+    }
+    instances_ = std::move(kept);
+    status_stale_ = true;
 }
 
 void Node::handle(const Input& input, Instant now) {
@@ -121,7 +223,7 @@ void Node::handle(const Input& input, Instant now) {
             }
         },
         input);
-    refresh_status();
+    status_stale_ = true;
 }
 
 void Node::on_deadline(Instant now) {
@@ -137,7 +239,7 @@ void Node::on_deadline(Instant now) {
         inst.election.on_deadline(now);
         drain(inst, now);
     }
-    refresh_status();
+    status_stale_ = true;
 }
 
 std::optional<Instant> Node::next_deadline() const {
@@ -364,7 +466,7 @@ void Node::drain(InstanceState& inst, Instant now) {
     }
 }
 
-void Node::refresh_status() {
+void Node::refresh_status() const {
     status_.node_name = spec_.node_name;
     status_.provider_id = spec_.provider_id;
     status_.boot_epoch = spec_.boot_epoch;
@@ -419,6 +521,7 @@ void Node::refresh_status() {
         stale += s.provider.stale_replies;
     }
     status_.provider_stale_replies = stale + stale_unrouted_;
+    status_stale_ = false;
 }
 
 }  // namespace failoverd

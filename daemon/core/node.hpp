@@ -85,14 +85,31 @@ class Node {
     // (master down interval, preempt delay, end of a provider fault) and CallProvider.
     void on_deadline(Instant now);
 
+    // Call after a configuration reload, then take_actions(). Throws std::invalid_argument
+    // and changes nothing when `spec` is invalid or changes what needs a restart: node_name,
+    // provider_id, boot_epoch, provider_enabled. An instance that stays keeps its role, timers
+    // and peers (Election::reconfigure applies new election values in place; a changed
+    // reserved IP or provider timing restarts its reconciler); a new instance starts as in
+    // the constructor; a removed one stops as at Shutdown (a Master resigns) and disappears.
+    // A check whose rise, fall and weight are unchanged keeps its counters; a new or changed
+    // one starts Unknown. A new hmac_key replaces the verifier (old captures fail its MAC).
+    // Maintenance is kept as it is. May emit every kind of Action.
+    void reconfigure(NodeSpec spec, Instant now);
+
     // The earliest instant the core wants on_deadline(); empty when it waits only for inputs.
     std::optional<Instant> next_deadline() const;
 
     // Everything queued since the last call, in order. Call after every handle()/on_deadline().
     std::vector<Action> take_actions();
 
-    // Snapshot, current as of the last handle()/on_deadline()/constructor.
-    const NodeStatus& status() const { return status_; }
+    // Snapshot, current as of the last handle()/on_deadline()/constructor. Built on first use
+    // after a change: the simulator calls handle() millions of times and status() rarely.
+    const NodeStatus& status() const {
+        if (status_stale_) {
+            refresh_status();
+        }
+        return status_;
+    }
 
     const std::string& name() const { return spec_.node_name; }
     const NodeSpec& spec() const { return spec_; }
@@ -129,12 +146,13 @@ class Node {
     void on_maintenance(const AdminMaintenance& in, Instant now);
     void on_shutdown(Instant now);
 
+    InstanceState make_instance(const InstanceSpec& spec) const;
     void apply_health(InstanceState& inst, Instant now);
     void drain(InstanceState& inst, Instant now);
     ReconcilerContext ctx() { return ReconcilerContext{budget_, rng_, request_ids_}; }
     InstanceState* find(std::string_view instance);
     const InstanceState* find(std::string_view instance) const;
-    void refresh_status();
+    void refresh_status() const;
 
     NodeSpec spec_;
     health::HealthTracker health_;
@@ -146,8 +164,12 @@ class Node {
     bool maintenance_ = false;
     bool stopped_ = false;
     std::uint64_t stale_unrouted_ = 0;  // replies for an unknown instance or with no provider
+    std::map<std::string, std::uint64_t> retired_sequences_;  // instances removed by a reload
     std::vector<Action> actions_;
-    NodeStatus status_;
+    // The counters in status_ (drops, adverts, probes, hand-overs) are kept there directly; the
+    // rest is rebuilt from the state by refresh_status() when status_stale_.
+    mutable NodeStatus status_;
+    mutable bool status_stale_ = true;
 };
 
 }  // namespace failoverd

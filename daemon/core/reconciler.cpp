@@ -98,14 +98,15 @@ void Reconciler::recheck_soon(Instant now) {
     if (status_.phase != ReconcilePhase::Settled && status_.phase != ReconcilePhase::Yielding) {
         return;  // already acting, or waiting out a backoff that must not be cut short
     }
-    Instant at = now;
-    if (last_recheck_ && *last_recheck_ + kRecheckMinGap > now) {
-        at = *last_recheck_ + kRecheckMinGap;
+    // Rate-limited by skipping, not by postponing: a re-read is only useful right after what
+    // triggered it (a presence notice is "current" for a couple of advert intervals).
+    if (last_recheck_ && now - *last_recheck_ < kRecheckMinGap) {
+        return;
     }
-    if (at < next_at_) {
-        last_recheck_ = at;
+    if (now < next_at_) {
+        last_recheck_ = now;
         next_routine_ = false;
-        schedule(Step::ReadHolder, at, status_.phase);
+        schedule(Step::ReadHolder, now, status_.phase);
     }
 }
 

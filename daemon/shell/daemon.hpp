@@ -99,6 +99,7 @@ class Daemon {
     std::uint64_t seed_ = 0;
     std::vector<std::uint8_t> key_;
     Phase phase_ = Phase::Starting;
+    bool exiting_ = false;
 
     // Destroyed in reverse: everything that holds loop sources goes before the loop.
     EventLoop loop_;

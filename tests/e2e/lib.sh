@@ -17,6 +17,8 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 
+# The distribution's interpreter: a version manager's shim can take seconds to start.
+E2E_PYTHON=$(command -v /usr/bin/python3 || command -v python3)
 E2E_ID="fo$$"
 E2E_WORK=$(mktemp -d /tmp/failoverd-e2e.XXXXXX)
 E2E_NAMESPACES=()
@@ -27,12 +29,12 @@ E2E_STARTED_MS=$(($(date +%s%N) / 1000000))
 E2E_INSTANCE=web
 
 e2e_log() {
-    printf '[%6.1f s] %s\n' "$(e2e_elapsed)" "$*" >&2
+    printf '[%6s s] %s\n' "$(e2e_elapsed)" "$*" >&2
 }
 
 e2e_elapsed() {
-    local now=$(($(date +%s%N) / 1000000))
-    python3 -c "print(($now - $E2E_STARTED_MS) / 1000)"
+    local ms=$(($(date +%s%N) / 1000000 - E2E_STARTED_MS))
+    printf '%d.%d' $((ms / 1000)) $((ms % 1000 / 100))
 }
 
 e2e_now_ms() {
@@ -43,7 +45,7 @@ e2e_dump() {
     local i
     for ((i = 1; i <= E2E_NODE_COUNT; i++)); do
         echo "---- node n$i: last lines of its log" >&2
-        tail -n 60 "$E2E_WORK/n$i/log" 2>/dev/null >&2 || true
+        tail -n 60 "$E2E_WORK/n$i/log" >&2 2>/dev/null || true
     done
     if [ -s "$E2E_WORK/hooks.log" ]; then
         echo "---- hooks.log" >&2
@@ -59,17 +61,19 @@ e2e_cleanup() {
         e2e_dump
     fi
     local pid ns
-    for pid in "${E2E_PID[@]}" "${E2E_BACKGROUND[@]}"; do
-        kill -KILL "$pid" 2>/dev/null
-    done
-    for ns in "${E2E_NAMESPACES[@]}"; do
-        # Only namespaces this script created; whatever still runs inside them is ours.
-        for pid in $(ip netns pids "$ns" 2>/dev/null); do
-            kill -KILL "$pid" 2>/dev/null
+    {
+        for pid in "${E2E_PID[@]}" "${E2E_BACKGROUND[@]}"; do
+            kill -KILL "$pid"
         done
-        ip netns del "$ns" 2>/dev/null
-    done
-    wait 2>/dev/null
+        for ns in "${E2E_NAMESPACES[@]}"; do
+            # Only namespaces this script created; whatever still runs inside them is ours.
+            for pid in $(ip netns pids "$ns"); do
+                kill -KILL "$pid"
+            done
+            ip netns del "$ns"
+        done
+        wait
+    } 2>/dev/null
     rm -rf "$E2E_WORK"
     if [ "$rc" -eq 0 ]; then
         e2e_log "PASS $(basename "$0")"
@@ -188,12 +192,22 @@ e2e_config() {
 # e2e_start I: starts node I's failoverd in its namespace and waits until it is ready.
 # E2E_ENV may hold NAME=VALUE words added to its environment.
 e2e_start() {
-    local i=$1
-    echo "==== start $(date +%T.%N)" >>"$E2E_WORK/n$i/log"
-    # shellcheck disable=SC2086 # E2E_ENV: extra NAME=VALUE words for env(1)
-    ip netns exec "$E2E_ID-n$i" env ${E2E_ENV:-} "$FAILOVERD_BIN" \
-        --config "$E2E_WORK/n$i/failoverd.conf" --log-level debug >>"$E2E_WORK/n$i/log" 2>&1 &
-    E2E_PID[$i]=$!
+    local i=$1 dir="$E2E_WORK/n$1"
+    echo "==== start $(date +%T.%N)" >>"$dir/log"
+    rm -f "$dir/pid" "$dir/exit"
+    # A watcher subshell waits for the daemon and records its exit status, so the daemon is
+    # not a job of this shell (no "Killed" notices) and its status is still known.
+    (
+        # shellcheck disable=SC2086 # E2E_ENV: extra NAME=VALUE words for env(1)
+        ip netns exec "$E2E_ID-n$i" env ${E2E_ENV:-} "$FAILOVERD_BIN" \
+            --config "$dir/failoverd.conf" --log-level debug >>"$dir/log" 2>&1 &
+        echo $! >"$dir/pid"
+        status=0
+        wait $! || status=$?
+        echo "$status" >"$dir/exit"
+    ) 2>/dev/null &
+    e2e_wait "pid of n$i" 10 test -s "$dir/pid"
+    E2E_PID[$i]=$(cat "$dir/pid")
     e2e_wait "ready n$i" 20 e2e_is_ready "$i"
     e2e_log "n$i started (pid ${E2E_PID[$i]})"
 }
@@ -211,18 +225,11 @@ e2e_kill() {
     kill "-$sig" "$pid"
     e2e_log "sent SIG$sig to n$i"
     if [ "$sig" = KILL ] || [ "$sig" = TERM ] || [ "$sig" = INT ]; then
-        e2e_wait "exit of n$i after SIG$sig" 20 e2e_exited "$pid"
-        local status=0
-        wait "$pid" || status=$?
+        e2e_wait "exit of n$i after SIG$sig" 20 test -s "$E2E_WORK/n$i/exit"
         unset "E2E_PID[$i]"
-        E2E_LAST_EXIT=$status
-        e2e_log "n$i exited with status $status"
+        E2E_LAST_EXIT=$(cat "$E2E_WORK/n$i/exit")
+        e2e_log "n$i exited with status $E2E_LAST_EXIT"
     fi
-}
-
-# e2e_exited PID: the process is gone or a zombie waiting for us.
-e2e_exited() {
-    [ ! -e "/proc/$1/stat" ] || [ "$(cut -d' ' -f3 "/proc/$1/stat")" = Z ]
 }
 
 e2e_ctl() {
@@ -235,7 +242,7 @@ e2e_ctl() {
 e2e_json() {
     local doc
     doc=$(e2e_ctl "$1" status --json 2>/dev/null) || return 1
-    python3 -c '
+    "$E2E_PYTHON" -c '
 import json, sys
 d = json.loads(sys.argv[1])
 v = eval(sys.argv[2], {"d": d, "inst": lambda name="'"$E2E_INSTANCE"'": next(i for i in d["instances"] if i["name"] == name)})

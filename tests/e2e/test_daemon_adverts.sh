@@ -12,7 +12,7 @@ e2e_start 2
 e2e_wait "n1 MASTER" 20 e2e_role_is 1 MASTER
 e2e_wait "n2 BACKUP" 20 e2e_role_is 2 BACKUP
 
-ip netns exec "$E2E_ID-n3" python3 - "$E2E_WORK" <<'EOF2'
+ip netns exec "$E2E_ID-n3" "$E2E_PYTHON" - "$E2E_WORK" <<'EOF2'
 import socket, sys, time
 work = sys.argv[1]
 peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

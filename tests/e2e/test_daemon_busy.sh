@@ -6,7 +6,7 @@ source "$(dirname "$0")/lib.sh"
 
 e2e_net 2
 # A server in n1's namespace that accepts connections and never answers.
-ip netns exec "$E2E_ID-n1" python3 -c '
+ip netns exec "$E2E_ID-n1" "$E2E_PYTHON" -c '
 import socket, time
 s = socket.socket()
 s.bind(("127.0.0.1", 8099))

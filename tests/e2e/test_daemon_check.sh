@@ -20,7 +20,7 @@ EOF2
 
 for i in 1 2; do
     write_state "$i" running
-    ip netns exec "$E2E_ID-n$i" python3 "$fake" "$E2E_WORK/n$i/docker.sock" \
+    ip netns exec "$E2E_ID-n$i" "$E2E_PYTHON" "$fake" "$E2E_WORK/n$i/docker.sock" \
         --state "$E2E_WORK/n$i/docker.json" 2>>"$E2E_WORK/n$i/engine.log" &
     E2E_BACKGROUND+=($!)
     cat >"$E2E_WORK/n$i/containers.conf" <<EOF2

@@ -14,6 +14,7 @@ e2e_start 2
 e2e_wait "n1 MASTER" 20 e2e_role_is 1 MASTER
 e2e_wait "n2 BACKUP" 20 e2e_role_is 2 BACKUP
 e2e_expect "exactly one master" e2e_masters_are 1
+e2e_expect "n2's first hooks ran for its start from INIT" e2e_hook_seen "^n2 notify web INIT->"
 e2e_wait "n1's notify_master hook" 10 e2e_hook_seen "^n1 notify_master web BACKUP->MASTER "
 e2e_wait "n1's generic notify hook" 10 e2e_hook_seen "^n1 notify web BACKUP->MASTER "
 e2e_expect "n2 hears n1's adverts" test "$(e2e_json 2 'inst()["master"]')" = n1

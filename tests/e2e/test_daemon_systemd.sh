@@ -5,7 +5,7 @@
 source "$(dirname "$0")/lib.sh"
 
 e2e_net 1
-python3 - "$E2E_WORK/notify.sock" "$E2E_WORK/notify.log" <<'EOF2' &
+"$E2E_PYTHON" - "$E2E_WORK/notify.sock" "$E2E_WORK/notify.log" <<'EOF2' &
 import socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.bind(sys.argv[1])

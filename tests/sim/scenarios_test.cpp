@@ -58,8 +58,8 @@ TEST_CASE("sim: master crash - a backup takes over within master_down_interval +
     const Duration to_ip = c.now() - fault;
     require_ok(c);
 
-    const Duration mdi = c.worst_master_down_interval("web");
     const Duration advert = c.advert_interval("web");
+    const Duration mdi = c.worst_master_down_interval("web");
     MESSAGE("master crash: new MASTER after "
             << fmt_s(to_master) << " (bound " << fmt_s(mdi + advert) << "), IP moved after "
             << fmt_s(to_ip) << " (bound " << fmt_s(mdi + advert + provider_bound(o)) << ")");
@@ -76,7 +76,9 @@ TEST_CASE("sim: graceful stop of the master - takeover within skew_time + networ
     const auto old_master = c.master("web");
     REQUIRE(old_master);
     const auto backup = c.backups("web").at(0);
-    const Duration skew = c.node(backup)->election("web")->skew_time();
+    // The taker waits skew_time plus its tie stagger (< advert / 16, from its name).
+    const Duration skew = c.node(backup)->election("web")->skew_time() +
+                          c.node(backup)->election("web")->tie_stagger();
 
     const Instant fault = c.now();
     c.stop(*old_master);
@@ -85,9 +87,10 @@ TEST_CASE("sim: graceful stop of the master - takeover within skew_time + networ
     REQUIRE_MESSAGE(c.run_until([&] { return c.holder("web") == backup; }, 60s), report(c));
     const Duration to_ip = c.now() - fault;
     require_ok(c);
-    MESSAGE("graceful stop: new MASTER after " << fmt_s(to_master) << " (bound skew " << fmt_s(skew)
-                                               << " + network " << fmt_s(o.net_delay_max)
-                                               << "), IP moved after " << fmt_s(to_ip));
+    MESSAGE("graceful stop: new MASTER after "
+            << fmt_s(to_master) << " (bound skew_time + stagger " << fmt_s(skew) << " + network "
+            << fmt_s(o.net_delay_max) << "), IP moved after " << fmt_s(to_ip) << " (bound "
+            << fmt_s(skew + o.net_delay_max + provider_bound(o)) << ")");
     CHECK(to_master <= skew + o.net_delay_max);
     CHECK(to_ip <= skew + o.net_delay_max + provider_bound(o));
     settle_and_hold(c, 60s);
@@ -100,7 +103,9 @@ TEST_CASE("sim: master's containers drop from 10 to 9 - fault, resign, backup ta
     const auto old_master = c.master("web");
     REQUIRE(old_master);
     const auto backup = c.backups("web").at(0);
-    const Duration skew = c.node(backup)->election("web")->skew_time();
+    // The taker waits skew_time plus its tie stagger (< advert / 16, from its name).
+    const Duration skew = c.node(backup)->election("web")->skew_time() +
+                          c.node(backup)->election("web")->tie_stagger();
 
     const Instant fault = c.now();
     c.set_health(*old_master, "containers", health::Verdict::Fail, "9/10 running; missing: web-3");
@@ -324,7 +329,8 @@ TEST_CASE("sim: hand-over to a named peer") {
             target = b;
         }
     }
-    const Duration skew = c.node(target)->election("web")->skew_time();
+    const Duration skew = c.node(target)->election("web")->skew_time() +
+                          c.node(target)->election("web")->tie_stagger();
 
     const Instant asked = c.now();
     c.handover(*master, "web", target);
@@ -334,7 +340,7 @@ TEST_CASE("sim: hand-over to a named peer") {
     const Duration to_ip = c.now() - asked;
     require_ok(c);
     MESSAGE("hand-over to " << c.name(target) << ": MASTER after " << fmt_s(to_master)
-                            << " (bound skew " << fmt_s(skew) << " + network "
+                            << " (bound skew_time + stagger " << fmt_s(skew) << " + network "
                             << fmt_s(o.net_delay_max) << "), IP moved after " << fmt_s(to_ip));
     CHECK(to_master <= skew + o.net_delay_max);
     CHECK(to_ip <= skew + o.net_delay_max + provider_bound(o));
@@ -488,4 +494,40 @@ TEST_CASE("sim: a hung provider does not disturb the election") {
     c.set_steady(false);
     c.set_provider_faults(ProviderFaults{});
     settle_and_hold(c, 120s);
+}
+
+TEST_CASE("sim: DigitalOcean's one-IP-per-droplet rule stops active-active from consolidating") {
+    SimOptions o = hot_standby({150, 100});
+    o.provider.one_ip_per_droplet = true;
+    o.fold_holder_422 = false;  // the provider layer passes the 422 on
+    SimInstanceSpec api = o.instances[0];
+    api.name = "api";
+    api.ip = "203.0.113.20";
+    api.priorities = {100, 150};
+    api.initial_holder = 1;
+    o.instances.push_back(api);
+    SimCluster c(o);
+    bring_up(c);
+    const auto web_master = c.master("web");
+    const auto api_master = c.master("api");
+    REQUIRE(web_master);
+    REQUIRE(api_master);
+
+    const Instant fault = c.now();
+    c.crash(*web_master);
+    c.run_for(300s);
+    require_ok(c);
+    const auto t = c.first_transition("web", Role::Fault, fault);
+    MESSAGE("one IP per droplet: after the web node died the survivor's web instance "
+            << (t ? "went FAULT: " + t->reason : std::string("did not go FAULT"))
+            << "; web IP still on the dead droplet: " << (c.holder("web") == web_master)
+            << "; survivor's busiest minute " << c.max_calls_per_minute(*api_master) << " calls");
+    CHECK(c.holder("web") == web_master);  // refused with 422; the IP stays where it was
+    CHECK(c.holder("api") == api_master);
+    CHECK(c.moves_since("api", fault) == 0);
+    CHECK(c.max_calls_per_minute(*api_master) <= 250);
+
+    c.restart(*web_master);
+    settle_and_hold(c, 180s);
+    CHECK(c.master("web") == web_master);
 }

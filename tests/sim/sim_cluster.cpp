@@ -38,6 +38,11 @@ FakeOp fake_op(ProviderOp op) {
     return FakeOp::ReadHolder;
 }
 
+// Droplet ids are int64 above 2^32, like real ones (provider-apis.md §1.2).
+std::int64_t droplet_of(NodeId n) {
+    return 7'000'000'101LL + n;
+}
+
 bool is_pending_event(const FakeReply& r) {
     return r.status == 422 && r.message.find("pending event") != std::string::npos;
 }
@@ -116,7 +121,7 @@ SimCluster::SimCluster(SimOptions options)
     for (const auto& inst : options_.instances) {
         std::optional<std::int64_t> holder;
         if (inst.initial_holder) {
-            holder = 7'000'000'000LL + 101 + *inst.initial_holder;
+            holder = droplet_of(*inst.initial_holder);
         }
         provider_.add_ip(inst.ip, holder);
     }
@@ -125,7 +130,7 @@ SimCluster::SimCluster(SimOptions options)
         SimNode& n = at(i);
         n.id = i;
         n.name = std::string("node-") + static_cast<char>('a' + i);
-        n.droplet = 7'000'000'000LL + 101 + i;  // int64 like real droplet ids
+        n.droplet = droplet_of(i);
         for (const auto& c : options_.checks) {
             n.health[c.name] = health::Verdict::Pass;
         }
@@ -945,7 +950,7 @@ Duration SimCluster::advert_interval(const std::string& inst) const {
 
 Duration SimCluster::worst_master_down_interval(const std::string& inst) const {
     const Duration a = advert_interval(inst);
-    return 3 * a + a * 255 / 256;
+    return 3 * a + a * 255 / 256 + a / 16;
 }
 
 Duration SimCluster::max_check_interval() const {

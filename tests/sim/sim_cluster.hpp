@@ -139,8 +139,8 @@ class SimCluster {
 
     // After this, every event must leave the cluster converged: one healthy Master per
     // instance (the highest-priority one where preempt is on), the IP on it at the provider,
-    // and no node entering or leaving Master. Call it only once the
-    // network is whole, health is good and the settle time has passed.
+    // and no node entering or leaving Master. Call it only once the network is whole, health
+    // is good and the settle time has passed.
     void set_steady(bool on);
     bool steady() const { return steady_; }
     // Checks the converged invariants once, now; returns false (and records why) on failure.
@@ -170,7 +170,8 @@ class SimCluster {
     int max_calls_per_minute(NodeId n) const;
     int max_calls_per_hour(NodeId n) const;
 
-    // Longest master down interval any node can compute for this instance (priority 1).
+    // Longest master down interval any node can compute for this instance (priority 1), plus
+    // the core's tie stagger (< 1/16 of the interval).
     Duration worst_master_down_interval(const std::string& instance) const;
     Duration advert_interval(const std::string& instance) const;
     Duration max_check_interval() const;

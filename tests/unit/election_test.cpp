@@ -455,3 +455,37 @@ TEST_CASE("Election: tie stagger delays the down timer by a fixed share of the i
     e.on_advert(advert("web-1", 0, 200ms), t0 + 2s);
     CHECK(e.master_down_timer() == t0 + 2s + e.skew_time() + 10ms);
 }
+
+TEST_CASE("Election: while the hand-over target is heard, another lower master is not preempted") {
+    Election e = master(config(200, "web-1", true, 500ms));
+    const Instant now = t0 + 20s;
+    REQUIRE(e.handover(std::string("web-2"), now));
+    e.on_advert(advert("web-2", 100), now + 1s);      // the target, now master
+    e.on_advert(advert("web-3", 100), now + 1500ms);  // a second master, e.g. after a heal
+    CHECK_FALSE(e.preempt_at().has_value());
+    e.on_deadline(now + 2s);
+    CHECK(e.role() == Role::Backup);
+    // Once the target has been silent for a down interval, web-3 is preempted as usual.
+    const Instant later = now + 1s + e.master_down_interval();
+    e.on_advert(advert("web-3", 100), later);
+    CHECK(e.preempt_at() == later + 500ms);
+}
+
+TEST_CASE("Election: a backup does not preempt a lower master while a higher one is heard") {
+    // After a heal two masters advertise; the higher one will win, so a backup between them
+    // must not become a third master.
+    for (Duration delay : {Duration(0s), Duration(500ms)}) {
+        CAPTURE(delay);
+        Election e = backup(config(200, "web-3", true, delay));
+        e.on_advert(advert("web-1", 254), t0 + 1s);
+        e.on_advert(advert("web-2", 100), t0 + 1200ms);
+        CHECK_FALSE(e.preempt_at().has_value());
+        CHECK(e.master_name() == "web-1");
+        CHECK(e.master_down_timer() == t0 + 1s + e.master_down_interval());
+        e.on_deadline(t0 + 1800ms);
+        CHECK(e.role() == Role::Backup);
+        // The higher master goes silent: the lower one is preempted as usual.
+        e.on_deadline(*e.master_down_timer());
+        CHECK(e.role() == Role::Master);
+    }
+}

@@ -1,0 +1,751 @@
+#include "daemon/shell/daemon.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <systemd/sd-journal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <utility>
+
+#include "daemon/shell/logging.hpp"
+#include "health/check_runner.hpp"
+
+namespace failoverd {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kMaintenanceFile = "maintenance";
+constexpr const char* kBootEpochFile = "boot_epoch";
+
+std::uint64_t random_u64() {
+    std::uint64_t value = 0;
+    if (getrandom(&value, sizeof value, 0) != static_cast<ssize_t>(sizeof value)) {
+        throw std::runtime_error(std::string("getrandom: ") + std::strerror(errno));
+    }
+    return value;
+}
+
+std::uint64_t realtime_ns() {
+    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                          std::chrono::system_clock::now().time_since_epoch())
+                                          .count());
+}
+
+// Writes `text` to `path` through a temporary file, fsync and rename, so a crash leaves the
+// old or the new content.
+bool write_file_atomically(const fs::path& path, const std::string& text, std::string& error) {
+    const fs::path tmp = path.string() + ".tmp";
+    const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        error = "cannot write " + tmp.string() + ": " + std::strerror(errno);
+        return false;
+    }
+    const bool ok =
+        write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && fsync(fd) == 0;
+    const int e = errno;
+    close(fd);
+    if (!ok || rename(tmp.c_str(), path.c_str()) != 0) {
+        error = "cannot write " + path.string() + ": " + std::strerror(ok ? errno : e);
+        unlink(tmp.c_str());
+        return false;
+    }
+    return true;
+}
+
+void ensure_state_dir(const std::string& dir) {
+    std::error_code ec;
+    if (!fs::exists(dir, ec)) {
+        fs::create_directories(dir, ec);
+        if (ec) {
+            throw std::runtime_error("cannot create state_dir " + dir + ": " + ec.message());
+        }
+        chmod(dir.c_str(), 0700);
+    }
+}
+
+double seconds_between(Instant later, Instant earlier) {
+    return seconds(later - earlier);
+}
+
+double milliseconds_of(Duration d) {
+    return std::chrono::duration<double, std::milli>(d).count();
+}
+
+std::string hook_role(Role role) {
+    // A transition to Init comes from Shutdown (or a removed instance): hooks know it as STOP,
+    // keepalived's word. As an old role, Init stays INIT (the start).
+    return role == Role::Init ? "STOP" : std::string(to_string(role));
+}
+
+std::string describe_signal(int signo) {
+    const char* name = sigabbrev_np(signo);
+    return name != nullptr ? std::string("SIG") + name : std::to_string(signo);
+}
+
+bool same_endpoint(const Endpoint& a, const Endpoint& b) {
+    return a.host == b.host && a.port == b.port;
+}
+
+// Settings a reload cannot change in place: the daemon's identity, sockets and provider.
+std::vector<std::string> fixed_changes(const Config& now, const Config& next) {
+    std::vector<std::string> out;
+    if (now.node.name != next.node.name) {
+        out.emplace_back("[node] name");
+    }
+    if (!same_endpoint(now.node.listen, next.node.listen)) {
+        out.emplace_back("[node] listen");
+    }
+    if (now.node.control_socket != next.node.control_socket) {
+        out.emplace_back("[node] control_socket");
+    }
+    if (now.node.state_dir != next.node.state_dir) {
+        out.emplace_back("[node] state_dir");
+    }
+    if (now.provider.type != next.provider.type) {
+        out.emplace_back("[provider] type");
+    }
+    return out;
+}
+
+}  // namespace
+
+NodeSpec node_spec_of(const Config& config, std::vector<std::uint8_t> hmac_key,
+                      std::uint64_t boot_epoch, bool maintenance, std::uint64_t seed) {
+    NodeSpec spec;
+    spec.node_name = config.node.name;
+    spec.boot_epoch = boot_epoch;
+    spec.hmac_key = std::move(hmac_key);
+    spec.advert_interval = config.cluster.advert_interval;
+    spec.provider_enabled = false;  // provider = none: nothing to call (providers: issue 5)
+    spec.reconcile_interval = config.provider.reconcile_interval;
+    spec.seed = seed;
+    spec.maintenance = maintenance;
+    for (const InstanceConfig& i : config.instances) {
+        InstanceSpec is;
+        is.name = i.name;
+        is.reserved_ip = i.reserved_ip;
+        is.priority = i.priority;
+        is.preempt = i.preempt;
+        is.preempt_delay = i.preempt_delay;
+        is.advert_interval = i.advert_interval;
+        is.checks = i.checks;
+        for (const std::string& name : i.checks) {
+            if (const CheckConfig* c = config.find_check(name)) {
+                spec.checks[name] = health::CheckPolicy{c->rise, c->fall, c->weight};
+            }
+        }
+        spec.instances.push_back(std::move(is));
+    }
+    return spec;
+}
+
+std::vector<std::uint8_t> read_advert_key(const Config& config) {
+    const std::string& path = config.cluster.auth_key_file;
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        if (config.cluster.peers.empty() && config.cluster.peers_from_tag.empty()) {
+            std::vector<std::uint8_t> key(32);
+            if (getrandom(key.data(), key.size(), 0) != static_cast<ssize_t>(key.size())) {
+                throw std::runtime_error(std::string("getrandom: ") + std::strerror(errno));
+            }
+            return key;
+        }
+        throw std::runtime_error("cannot read auth_key_file " + path + ": " + std::strerror(errno));
+    }
+    std::vector<std::uint8_t> key((std::istreambuf_iterator<char>(in)),
+                                  std::istreambuf_iterator<char>());
+    if (key.size() < 16) {
+        throw std::runtime_error("auth_key_file " + path + " holds " + std::to_string(key.size()) +
+                                 " bytes; at least 16 are needed (head -c 32 /dev/urandom)");
+    }
+    return key;
+}
+
+std::uint64_t next_boot_epoch(const std::string& state_dir) {
+    const fs::path file = fs::path(state_dir) / kBootEpochFile;
+    std::uint64_t last = 0;
+    {
+        std::ifstream in(file);
+        in >> last;
+    }
+    const std::uint64_t epoch = std::max(realtime_ns(), last + 1);
+    std::string error;
+    if (!write_file_atomically(file, std::to_string(epoch) + "\n", error)) {
+        spdlog::warn("ignoring: {}; the boot epoch follows the wall clock only", error);
+    }
+    return epoch;
+}
+
+Daemon::Daemon(Config config, DaemonOptions options)
+    : config_(std::move(config)), options_(options), curl_(loop_), drop_log_() {
+    if (config_.provider.type != ProviderType::None) {
+        throw std::runtime_error("[provider] type = " + to_string(config_.provider.type) +
+                                 " is not available in this build; use type = none");
+    }
+    started_at_ = loop_.now();
+    ensure_state_dir(config_.node.state_dir);
+    boot_epoch_ = next_boot_epoch(config_.node.state_dir);
+    seed_ = random_u64();
+    key_ = read_advert_key(config_);
+
+    for (const int signo : {SIGTERM, SIGINT}) {
+        signals_.push_back(loop_.add_signal(signo, [this](const signalfd_siginfo& info) {
+            stop("received " + describe_signal(static_cast<int>(info.ssi_signo)));
+        }));
+    }
+    signals_.push_back(loop_.add_signal(SIGHUP, [this](const signalfd_siginfo&) { reload(); }));
+
+    transport_ = std::make_unique<UdpTransport>(
+        loop_, config_.node.listen,
+        [this](std::span<const std::uint8_t> bytes, std::size_t, const SocketAddress& from) {
+            on_datagram(bytes, from);
+        });
+    transport_->set_peers(config_.cluster.peers);
+
+    options_.hooks.kill_grace = std::min(options_.hooks.kill_grace, options_.shutdown_hook_bound);
+    hooks_ = std::make_unique<HookRunner>(loop_, config_.node.name, options_.hooks);
+    configure_hooks(config_);
+
+    probes_ = std::make_unique<health::ProbeRunner>(
+        loop_, Rng(seed_ ^ 0x5eed), [this](const std::string& name, const health::ProbeResult& r) {
+            on_probe_result(name, r);
+        });
+    add_probes(config_, *probes_);
+
+    core_timer_ = Timer(loop_, [this] { on_core_timer(); });
+    stop_timer_ = Timer(loop_, [this] {
+        spdlog::warn("hooks still running {} after the stop: terminating them",
+                     format_duration(options_.shutdown_hook_bound));
+        hooks_->terminate_all();
+        stop_timer_ = Timer(loop_, [this] { finish_stop(); });
+        stop_timer_.arm_after(options_.hooks.kill_grace + std::chrono::milliseconds(500));
+    });
+
+    control_ = std::make_unique<ControlServer>(
+        loop_, config_.node.control_socket,
+        [this](const nlohmann::json& request) { return on_control(request); });
+}
+
+Daemon::~Daemon() = default;
+
+void Daemon::configure_hooks(const Config& config) {
+    for (const InstanceConfig& i : config.instances) {
+        hooks_->configure(i.name, HookCommands::from(i), i.reserved_ip);
+    }
+    for (const InstanceConfig& old : config_.instances) {
+        if (config.find_instance(old.name) == nullptr) {
+            hooks_->remove(old.name);
+        }
+    }
+}
+
+void Daemon::add_probes(const Config& config, health::ProbeRunner& runner) {
+    for (const InstanceConfig& i : config.instances) {
+        for (const std::string& name : i.checks) {
+            const CheckConfig* check = config.find_check(name);
+            if (check == nullptr || runner.contains(name)) {
+                continue;
+            }
+            try {
+                runner.add(name, health::make_probe(*check, loop_, curl_),
+                           health::schedule_of(*check));
+            } catch (const std::exception& e) {
+                throw std::runtime_error("check " + name + ": " + e.what());
+            }
+        }
+    }
+}
+
+int Daemon::run() {
+    start();
+    const int r = loop_.run();
+    if (r < 0) {
+        spdlog::critical("event loop failed: {}", std::strerror(-r));
+        return 1;
+    }
+    return r;
+}
+
+void Daemon::start() {
+    const bool watchdog = notify_.enable_watchdog(loop_);
+    spdlog::info("failoverd {} starting as node {}: {}{}", FAILOVERD_VERSION, config_.node.name,
+                 config_.summary(), watchdog ? "; systemd watchdog on" : "");
+    notify_.status("starting: first health round");
+    if (probes_->size() == 0) {
+        loop_.post([this] { start_node(); });
+    } else {
+        probes_->run_once_all([this] { start_node(); });
+    }
+}
+
+void Daemon::start_node() {
+    if (phase_ != Phase::Starting) {
+        return;
+    }
+    const Instant now = loop_.now();
+    const bool maintenance = fs::exists(fs::path(config_.node.state_dir) / kMaintenanceFile);
+    node_ =
+        std::make_unique<Node>(node_spec_of(config_, key_, boot_epoch_, maintenance, seed_), now);
+    for (ProbeCompleted& result : first_round_) {
+        node_->handle(result, now);
+    }
+    first_round_.clear();
+    phase_ = Phase::Running;
+    after_input();
+    probes_->start();
+    notify_.ready(status_line());
+    spdlog::info("failoverd ready: listening on {}, {} peer(s), control socket {}{}: {}",
+                 transport_->local_address().to_string(), transport_->peers().size(),
+                 config_.node.control_socket, maintenance ? ", in maintenance" : "", status_line());
+}
+
+void Daemon::after_input() {
+    if (!node_) {
+        return;
+    }
+    for (const Action& action : node_->take_actions()) {
+        execute(action);
+    }
+    if (const auto deadline = node_->next_deadline()) {
+        core_timer_.arm_at(*deadline);
+    } else {
+        core_timer_.disarm();
+    }
+    if (phase_ == Phase::Running) {
+        notify_.status(status_line());
+    }
+}
+
+void Daemon::execute(const Action& action) {
+    if (const auto* send = std::get_if<SendAdvert>(&action)) {
+        transport_->send_to_all(send->bytes);
+    } else if (const auto* hook = std::get_if<RunHook>(&action)) {
+        hooks_->on_transition(HookEvent{hook->instance, hook_role(hook->to),
+                                        std::string(to_string(hook->from)), hook->reason});
+    } else if (const auto* t = std::get_if<Transitioned>(&action)) {
+        log_transition(*t);
+    } else if (const auto* call = std::get_if<CallProvider>(&action)) {
+        // The Node is built with the provider disabled, so this does not happen; if it does,
+        // answer as a refusal rather than pretend a cloud moved anything.
+        ++provider_calls_refused_;
+        spdlog::error("[{}] provider call {} refused: no provider is configured", call->instance,
+                      to_string(call->op));
+        ProviderReplied reply;
+        reply.instance = call->instance;
+        reply.request_id = call->request_id;
+        reply.outcome = ProviderOutcome::Rejected;
+        reply.detail = "no provider is configured";
+        loop_.post([this, reply] {
+            if (node_) {
+                node_->handle(reply, loop_.now());
+                after_input();
+            }
+        });
+    }
+}
+
+void Daemon::log_transition(const Transitioned& t) {
+    const std::string line = "[" + t.instance + "] " + std::string(to_string(t.from)) + " -> " +
+                             std::string(to_string(t.to)) + ": " + t.reason;
+    if (started_by_systemd() && spdlog::default_logger()->should_log(spdlog::level::info)) {
+        // Journal fields let `journalctl FAILOVERD_INSTANCE=web` pick one instance's history.
+        sd_journal_send("MESSAGE=%s", line.c_str(), "PRIORITY=%d", LOG_NOTICE,
+                        "SYSLOG_IDENTIFIER=failoverd", "FAILOVERD_INSTANCE=%s", t.instance.c_str(),
+                        "FAILOVERD_ROLE=%s", std::string(to_string(t.to)).c_str(),
+                        "FAILOVERD_OLD_ROLE=%s", std::string(to_string(t.from)).c_str(), nullptr);
+        return;
+    }
+    spdlog::info("{}", line);
+}
+
+void Daemon::on_datagram(std::span<const std::uint8_t> bytes, const SocketAddress& from) {
+    if (!node_ || phase_ == Phase::Starting) {
+        ++datagrams_before_start_;
+        return;
+    }
+    const Instant now = loop_.now();
+    const auto before = node_->status().drops;
+    node_->handle(
+        AdvertReceived{std::vector<std::uint8_t>(bytes.begin(), bytes.end()), from.to_string()},
+        now);
+    const auto& after = node_->status().drops;
+    for (std::size_t i = 0; i < kDropReasonCount; ++i) {
+        if (after[i] != before[i]) {
+            const std::string reason(to_string(static_cast<DropReason>(i)));
+            drop_log_.log(now, spdlog::level::warn, "drop:" + reason,
+                          "dropping advert from " + from.to_string() + ": " + reason);
+        }
+    }
+    after_input();
+}
+
+void Daemon::on_probe_result(const std::string& check, const health::ProbeResult& result) {
+    if (phase_ == Phase::Starting) {
+        first_round_.push_back(ProbeCompleted{check, result});
+        return;
+    }
+    if (!node_ || phase_ == Phase::Stopping) {
+        return;
+    }
+    node_->handle(ProbeCompleted{check, result}, loop_.now());
+    after_input();
+}
+
+void Daemon::on_core_timer() {
+    if (!node_) {
+        return;
+    }
+    node_->on_deadline(loop_.now());
+    after_input();
+}
+
+void Daemon::stop(const std::string& why) {
+    if (phase_ == Phase::Stopping) {
+        spdlog::warn("{} while stopping: exiting now", why);
+        finish_stop();
+        return;
+    }
+    spdlog::info("{}: resigning every instance and stopping", why);
+    phase_ = Phase::Stopping;
+    probes_->stop();
+    if (node_) {
+        node_->handle(Shutdown{}, loop_.now());
+        after_input();
+    }
+    notify_.stopping("stopping: " + status_line());
+    hooks_->set_on_idle([this] { loop_.post([this] { finish_stop(); }); });
+    if (hooks_->idle()) {
+        loop_.post([this] { finish_stop(); });
+    } else {
+        stop_timer_.arm_after(options_.shutdown_hook_bound);
+    }
+}
+
+void Daemon::finish_stop() {
+    if (exiting_) {
+        return;
+    }
+    exiting_ = true;
+    spdlog::info("failoverd stopped");
+    loop_.exit(0);
+}
+
+void Daemon::reload() {
+    if (phase_ != Phase::Running) {
+        spdlog::warn("ignoring reload request while {}",
+                     phase_ == Phase::Starting ? "starting" : "stopping");
+        return;
+    }
+    const Instant now = loop_.now();
+    notify_.reloading(now);
+    ++reloads_;
+    spdlog::info("reloading configuration from {}", config_.path);
+    auto reject = [&](const std::string& why) {
+        ++reloads_failed_;
+        last_reload_error_ = why;
+        spdlog::error("reload rejected: {}; still running on the previous configuration", why);
+        notify_.reloaded(status_line());
+    };
+
+    Config next;
+    try {
+        next = load_config(config_.path);
+    } catch (const ConfigErrors& e) {
+        for (const ConfigError& error : e.errors()) {
+            spdlog::error("{}", error.to_string());
+        }
+        reject(std::to_string(e.errors().size()) + " configuration error(s)");
+        return;
+    } catch (const std::exception& e) {
+        reject(e.what());
+        return;
+    }
+    if (const auto fixed = fixed_changes(config_, next); !fixed.empty()) {
+        std::string list;
+        for (const auto& f : fixed) {
+            list += (list.empty() ? "" : ", ") + f;
+        }
+        reject(list + " cannot change on reload; restart failoverd to apply");
+        return;
+    }
+
+    std::unique_ptr<health::ProbeRunner> probes;
+    NodeSpec spec;
+    try {
+        std::vector<std::uint8_t> key = read_advert_key(next);
+        spec = node_spec_of(next, key, boot_epoch_, node_->status().maintenance, seed_);
+        Node validate(spec, now);  // throws on what Node would refuse; changes nothing here
+        probes = std::make_unique<health::ProbeRunner>(
+            loop_, Rng(seed_ ^ reloads_),
+            [this](const std::string& name, const health::ProbeResult& r) {
+                on_probe_result(name, r);
+            });
+        add_probes(next, *probes);
+        transport_->set_peers(next.cluster.peers);  // the last step that can fail; atomic
+        key_ = std::move(key);
+    } catch (const std::exception& e) {
+        reject(e.what());
+        return;
+    }
+
+    probes_->stop();
+    probes_ = std::move(probes);
+    node_->reconfigure(std::move(spec), now);
+    configure_hooks(next);
+    config_ = std::move(next);
+    last_reload_error_.reset();
+    after_input();
+    probes_->start();
+    notify_.reloaded(status_line());
+    spdlog::info("configuration reloaded: {}; {}", config_.summary(), status_line());
+}
+
+std::string Daemon::status_line() const {
+    if (!node_) {
+        return "starting";
+    }
+    std::string out;
+    for (const InstanceStatus& i : node_->status().instances) {
+        out += (out.empty() ? "" : ", ") + i.name + ": " + std::string(to_string(i.role));
+    }
+    if (out.empty()) {
+        out = "no instances";
+    }
+    if (node_->status().maintenance) {
+        out += " (maintenance)";
+    }
+    return out;
+}
+
+nlohmann::json Daemon::on_control(const nlohmann::json& request) {
+    const std::string command = request.value("command", "");
+    if (command == "status") {
+        return {{"ok", true}, {"status", status_json()}};
+    }
+    if (command == "handover") {
+        return handover(request);
+    }
+    if (command == "maintenance") {
+        return maintenance(request);
+    }
+    return {
+        {"ok", false},
+        {"error", "unknown command '" + command + "' (allowed: status, handover, maintenance)"}};
+}
+
+nlohmann::json Daemon::handover(const nlohmann::json& request) {
+    if (phase_ != Phase::Running) {
+        return {{"ok", false}, {"error", "failoverd is not running yet or stopping"}};
+    }
+    AdminHandover input;
+    input.instance = request.value("instance", "");
+    if (request.contains("to") && request["to"].is_string()) {
+        input.to_node = request["to"].get<std::string>();
+    }
+    if (!input.instance.empty()) {
+        const auto role = node_->role(input.instance);
+        if (!role) {
+            return {{"ok", false}, {"error", "no instance '" + input.instance + "'"}};
+        }
+        if (*role != Role::Master) {
+            return {{"ok", false},
+                    {"error", input.instance + " is " + std::string(to_string(*role)) +
+                                  " on this node; only its master can hand over"}};
+        }
+    }
+    if (input.to_node && *input.to_node == config_.node.name) {
+        return {{"ok", false}, {"error", "cannot hand over to this node itself"}};
+    }
+    const std::uint64_t ignored = node_->status().handovers_ignored;
+    node_->handle(input, loop_.now());
+    after_input();
+    if (node_->status().handovers_ignored != ignored) {
+        return {{"ok", false}, {"error", "this node is master of no instance to hand over"}};
+    }
+    spdlog::info("hand-over of {} requested{}",
+                 input.instance.empty() ? "every instance" : input.instance,
+                 input.to_node ? " to " + *input.to_node : "");
+    return {{"ok", true}, {"status", status_json()}};
+}
+
+bool Daemon::set_maintenance_flag(bool on, std::string& error) {
+    const fs::path file = fs::path(config_.node.state_dir) / kMaintenanceFile;
+    if (on) {
+        return write_file_atomically(file, "on\n", error);
+    }
+    if (unlink(file.c_str()) != 0 && errno != ENOENT) {
+        error = "cannot remove " + file.string() + ": " + std::strerror(errno);
+        return false;
+    }
+    return true;
+}
+
+nlohmann::json Daemon::maintenance(const nlohmann::json& request) {
+    if (phase_ != Phase::Running) {
+        return {{"ok", false}, {"error", "failoverd is not running yet or stopping"}};
+    }
+    if (!request.contains("on") || !request["on"].is_boolean()) {
+        return {{"ok", false}, {"error", "maintenance needs \"on\": true or false"}};
+    }
+    const bool on = request["on"].get<bool>();
+    std::string error;
+    // The flag goes to disk first, so what the operator asked for survives a restart.
+    if (!set_maintenance_flag(on, error)) {
+        return {{"ok", false}, {"error", error}};
+    }
+    if (node_->status().maintenance != on) {
+        spdlog::info("maintenance {} requested", on ? "on" : "off");
+        node_->handle(AdminMaintenance{on}, loop_.now());
+        after_input();
+    }
+    return {{"ok", true}, {"status", status_json()}};
+}
+
+nlohmann::json Daemon::status_json() const {
+    using nlohmann::json;
+    const Instant now = loop_.now();
+    const double wall_now =
+        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    json out;
+    out["node"] = config_.node.name;
+    out["version"] = FAILOVERD_VERSION;
+    out["pid"] = static_cast<long>(getpid());
+    out["config"] = config_.path;
+    out["uptime_seconds"] = seconds_between(now, started_at_);
+    out["phase"] = phase_ == Phase::Starting  ? "starting"
+                   : phase_ == Phase::Running ? "running"
+                                              : "stopping";
+    out["boot_epoch"] = boot_epoch_;
+    out["instances"] = json::array();
+    if (node_) {
+        const NodeStatus& s = node_->status();
+        out["maintenance"] = s.maintenance;
+        for (const InstanceStatus& i : s.instances) {
+            json ij;
+            ij["name"] = i.name;
+            ij["reserved_ip"] = i.reserved_ip;
+            ij["role"] = to_string(i.role);
+            ij["priority"] = i.effective_priority;
+            ij["configured_priority"] = i.configured_priority;
+            ij["preempt"] = i.preempt;
+            ij["master"] = i.master;
+            ij["fault_reason"] = i.fault_reason ? json(*i.fault_reason) : json(nullptr);
+            ij["health"] = i.health_reason;
+            ij["yielding_to"] = i.yielding_to ? json(*i.yielding_to) : json(nullptr);
+            ij["advert_interval_ms"] = milliseconds_of(i.advertisement_interval);
+            ij["master_adver_interval_ms"] = milliseconds_of(i.master_adver_interval);
+            ij["master_down_interval_ms"] = milliseconds_of(i.master_down_interval);
+            if (i.last_transition) {
+                const double ago = seconds_between(now, i.last_transition->at);
+                ij["last_transition"] = {{"from", to_string(i.last_transition->from)},
+                                         {"to", to_string(i.last_transition->to)},
+                                         {"reason", i.last_transition->reason},
+                                         {"seconds_ago", ago},
+                                         {"unix_time", wall_now - ago}};
+            } else {
+                ij["last_transition"] = nullptr;
+            }
+            ij["transitions"] = i.transitions;
+            ij["checks"] = json::array();
+            for (const CheckStatus& c : i.checks) {
+                ij["checks"].push_back({{"name", c.name},
+                                        {"state", health::to_string(c.state)},
+                                        {"reason", c.last_reason},
+                                        {"weight", c.weight},
+                                        {"successes_in_a_row", c.successes_in_a_row},
+                                        {"failures_in_a_row", c.failures_in_a_row}});
+            }
+            ij["peers"] = json::array();
+            for (const PeerInfo& p : i.peers) {
+                ij["peers"].push_back(
+                    {{"node", p.node_name},
+                     {"state", to_string(p.state)},
+                     {"priority", p.priority},
+                     {"from", p.from},
+                     {"seconds_since_heard", seconds_between(now, p.last_heard)}});
+            }
+            ij["adverts"] = {{"sent", i.adverts_sent},
+                             {"received", i.adverts_received},
+                             {"ignored", i.adverts_ignored}};
+            const HookCounters h = hooks_->counters(i.name);
+            ij["hooks"] = {{"runs", h.runs},
+                           {"failures", h.failures},
+                           {"timeouts", h.timeouts},
+                           {"dropped", h.dropped},
+                           {"queued", hooks_->queued(i.name)}};
+            out["instances"].push_back(std::move(ij));
+        }
+        json drops = json::object();
+        for (std::size_t r = 0; r < kDropReasonCount; ++r) {
+            drops[std::string(to_string(static_cast<DropReason>(r)))] = s.drops[r];
+        }
+        out["adverts"] = {{"sent", s.adverts_sent},
+                          {"received", s.adverts_received},
+                          {"dropped", drops},
+                          {"dropped_total", s.drops_total()}};
+    } else {
+        out["maintenance"] = fs::exists(fs::path(config_.node.state_dir) / kMaintenanceFile);
+    }
+    const UdpCounters& u = transport_->counters();
+    json peers = json::array();
+    for (const UdpPeer& p : transport_->peers()) {
+        json pj{{"address", p.address.to_string()},
+                {"configured", p.endpoint.to_string()},
+                {"sent", p.sent},
+                {"send_errors", p.send_errors},
+                {"received", p.received}};
+        pj["seconds_since_heard"] =
+            p.last_received ? json(seconds_between(now, *p.last_received)) : json(nullptr);
+        peers.push_back(std::move(pj));
+    }
+    out["transport"] = {{"listen", transport_->local_address().to_string()},
+                        {"sent", u.sent},
+                        {"send_errors", u.send_errors},
+                        {"received", u.received},
+                        {"receive_errors", u.receive_errors},
+                        {"dropped_unknown_source", u.dropped_unknown_source},
+                        {"dropped_oversized", u.dropped_truncated},
+                        {"dropped_before_start", datagrams_before_start_},
+                        {"peers", std::move(peers)}};
+    const HookCounters& h = hooks_->counters();
+    out["hooks"] = {{"runs", h.runs},
+                    {"failures", h.failures},
+                    {"timeouts", h.timeouts},
+                    {"dropped", h.dropped}};
+    out["reloads"] = {
+        {"total", reloads_},
+        {"failed", reloads_failed_},
+        {"last_error", last_reload_error_ ? json(*last_reload_error_) : json(nullptr)}};
+    out["provider"] = {{"type", to_string(config_.provider.type)},
+                       {"calls_refused", provider_calls_refused_}};
+    out["loop_callback_errors"] = loop_.callback_errors();
+    out["log_lines_suppressed"] = drop_log_.suppressed_total();
+    return out;
+}
+
+int run_daemon(const Config& config, const std::string& log_level) {
+    setup_logging(log_level);
+    try {
+        Daemon daemon(config);
+        return daemon.run();
+    } catch (const std::exception& e) {
+        spdlog::critical("cannot start: {}", e.what());
+        return 1;
+    }
+}
+
+}  // namespace failoverd
