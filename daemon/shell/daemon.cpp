@@ -231,9 +231,9 @@ Daemon::Daemon(Config config, DaemonOptions options)
         spdlog::warn("hooks still running {} after the stop: terminating them",
                      format_duration(options_.shutdown_hook_bound));
         hooks_->terminate_all();
-        stop_timer_ = Timer(loop_, [this] { finish_stop(); });
-        stop_timer_.arm_after(options_.hooks.kill_grace + std::chrono::milliseconds(500));
+        exit_timer_.arm_after(options_.hooks.kill_grace + std::chrono::milliseconds(500));
     });
+    exit_timer_ = Timer(loop_, [this] { finish_stop(); });
 
     control_ = std::make_unique<ControlServer>(
         loop_, config_.node.control_socket,
@@ -426,7 +426,7 @@ void Daemon::stop(const std::string& why) {
         node_->handle(Shutdown{}, loop_.now());
         after_input();
     }
-    notify_.stopping("stopping: " + status_line());
+    notify_.stopping("stopping");
     hooks_->set_on_idle([this] { loop_.post([this] { finish_stop(); }); });
     if (hooks_->idle()) {
         loop_.post([this] { finish_stop(); });

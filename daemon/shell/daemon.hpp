@@ -112,7 +112,8 @@ class Daemon {
     std::unique_ptr<Node> node_;
     std::vector<ProbeCompleted> first_round_;
     Timer core_timer_;
-    Timer stop_timer_;
+    Timer stop_timer_;  // hooks get shutdown_hook_bound, then SIGTERM ...
+    Timer exit_timer_;  // ... and the kill grace, then the process exits regardless
     std::unique_ptr<ControlServer> control_;
     RateLimitedLog drop_log_;
     std::uint64_t datagrams_before_start_ = 0;
