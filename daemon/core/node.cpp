@@ -106,6 +106,9 @@ Node::Node(NodeSpec spec, Instant now)
     for (const auto& [name, policy] : spec_.checks) {
         health_.add_check(name, policy);
     }
+    for (const auto& [name, result] : spec_.initial_results) {
+        health_.record(name, result);
+    }
     instances_.reserve(spec_.instances.size());
     for (const auto& is : spec_.instances) {
         instances_.push_back(make_instance(is));

@@ -50,6 +50,9 @@ struct NodeSpec {
     Duration reconcile_interval = std::chrono::seconds(30);
     std::uint64_t seed = 0;    // jitter for retries and re-reads
     bool maintenance = false;  // start in maintenance (the flag survives restarts in state_dir)
+    // The first health round, taken by the shell before the Node exists, so start-up decides
+    // on real results instead of passing through Fault ("waiting for first result") first.
+    std::map<std::string, health::ProbeResult> initial_results;
     // Provider pacing; the defaults fit DigitalOcean (provider-apis.md §1.5, §1.6).
     Duration action_poll_interval = std::chrono::seconds(1);
     Duration locked_retry = std::chrono::seconds(2);

@@ -298,12 +298,12 @@ void Daemon::start_node() {
     }
     const Instant now = loop_.now();
     const bool maintenance = fs::exists(fs::path(config_.node.state_dir) / kMaintenanceFile);
-    node_ =
-        std::make_unique<Node>(node_spec_of(config_, key_, boot_epoch_, maintenance, seed_), now);
-    for (ProbeCompleted& result : first_round_) {
-        node_->handle(result, now);
+    NodeSpec spec = node_spec_of(config_, key_, boot_epoch_, maintenance, seed_);
+    for (const ProbeCompleted& first : first_round_) {
+        spec.initial_results[first.check] = first.result;
     }
     first_round_.clear();
+    node_ = std::make_unique<Node>(std::move(spec), now);
     phase_ = Phase::Running;
     after_input();
     probes_->start();

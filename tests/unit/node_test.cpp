@@ -182,6 +182,27 @@ TEST_CASE("Node: a weight-0 check holds the instance in Fault until its first pa
     CHECK(c.node("web-1").status().probe_results_unknown_check == 1);
 }
 
+TEST_CASE("Node: first-round results in the spec start the instance without a Fault detour") {
+    auto s = spec("web-1", 100);
+    s.checks["docker"] = health::CheckPolicy{2, 2, 0};
+    s.instances[0].checks = {"docker"};
+    s.initial_results["docker"] = pass();
+    Cluster c;
+    c.add(s);
+    CHECK(c.role("web-1") == Role::Backup);
+    for (const auto& t : c.transitions) {
+        CHECK(t.to != Role::Fault);
+    }
+
+    auto failing = spec("web-2", 100);
+    failing.checks["docker"] = health::CheckPolicy{2, 2, 0};
+    failing.instances[0].checks = {"docker"};
+    failing.initial_results["docker"] = fail("9/10 running; missing: web-3");
+    c.add(failing);
+    CHECK(c.role("web-2") == Role::Fault);
+    CHECK(c.transitions.back().reason.find("missing: web-3") != std::string::npos);
+}
+
 TEST_CASE("Node: a master whose containers fail resigns and the backup takes over after skew") {
     auto a = spec("web-1", 150);
     a.checks["docker"] = health::CheckPolicy{1, 1, 0};
