@@ -224,7 +224,7 @@ po::options_description rollout_options() {
         ("remote-failoverctl", po::value<std::string>()->value_name("PATH"),
          "failoverctl on the hosts (default: failoverctl from PATH)")
         ("remote-config", po::value<std::string>()->value_name("FILE"),
-         "config file on the hosts (default: their /etc/failoverd/failoverd.conf)")
+         "config file on the hosts, {host} replaced (default: /etc/failoverd/failoverd.conf)")
         ("failback", po::bool_switch(), "at the end, hand the instances back to their first masters")
         ("dry-run", po::bool_switch(), "ask every host for its state, print the plan, change nothing")
         ("json", po::bool_switch(), "print a final JSON report on stdout (progress goes to stderr)");
@@ -268,6 +268,21 @@ std::string format_seconds(double s) {
     o.precision(1);
     o << s << " s";
     return o.str();
+}
+
+// `check --wait` prints every round, separated by "-- round N failed; ..." lines: the last
+// round is what the gate failed on.
+std::string last_round(const std::string& output) {
+    std::string text = output;
+    while (!text.empty() && text.back() == '\n') {
+        text.pop_back();
+    }
+    const std::size_t marker = text.rfind("\n-- ");
+    if (marker == std::string::npos) {
+        return text;
+    }
+    const std::size_t next = text.find('\n', marker + 1);
+    return next == std::string::npos ? text : text.substr(next + 1);
 }
 
 // Runs the rollout, one step at a time; every subprocess has a timeout, every wait a deadline.
@@ -407,7 +422,7 @@ std::string Rollout::remote(const std::string& host, const std::vector<std::stri
 std::optional<HostState> Rollout::query(const std::string& host, std::string& error) {
     std::vector<std::string> words{"status", "--json"};
     if (options_.remote_config) {
-        words.insert(words.end(), {"--config", *options_.remote_config});
+        words.insert(words.end(), {"--config", substitute_host(*options_.remote_config, host)});
     }
     const CommandResult r = run_shell(remote(host, words), options_.status_timeout, false);
     if (r.exit.exit_code == 3) {
@@ -470,17 +485,14 @@ bool Rollout::gate(const std::string& host) {
     std::vector<std::string> words{"check", "--wait",
                                    std::to_string(static_cast<long long>(seconds_of(wait))) + "s"};
     if (options_.remote_config) {
-        words.insert(words.end(), {"--config", *options_.remote_config});
+        words.insert(words.end(), {"--config", substitute_host(*options_.remote_config, host)});
     }
     line("gate " + host + ": checks (up to " + format_seconds(seconds_of(wait)) + ")");
     const CommandResult checks =
         run_shell(remote(host, words), wait + std::chrono::seconds(30), false);
     double took = seconds_of(clock() - t0);
     if (!checks.ok()) {
-        std::string report = checks.output;
-        while (!report.empty() && report.back() == '\n') {
-            report.pop_back();
-        }
+        std::string report = last_round(checks.output);
         record(host, "checks", false, took, report);
         return fail(host, "checks did not pass within " + format_seconds(seconds_of(wait)) + " (" +
                               checks.exit.describe() + "):\n" +
@@ -547,7 +559,7 @@ bool Rollout::hand_over(const std::string& from, const std::string& instance,
          ")");
     std::vector<std::string> words{"handover", instance, "--to", target->node};
     if (options_.remote_config) {
-        words.insert(words.end(), {"--config", *options_.remote_config});
+        words.insert(words.end(), {"--config", substitute_host(*options_.remote_config, from)});
     }
     const CommandResult r = run_shell(remote(from, words), options_.status_timeout, false);
     if (!r.ok()) {
