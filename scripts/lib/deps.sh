@@ -4,6 +4,7 @@ failoverd_build_packages=(
     libcurl4-openssl-dev libboost-program-options-dev nlohmann-json3-dev
     libsystemd-dev libspdlog-dev libfmt-dev doctest-dev libssl-dev
     python3 iproute2 procps curl
+    dpkg-dev lintian systemd debootstrap systemd-container ruby
 )
 
 ensure_packages() {
