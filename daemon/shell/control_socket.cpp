@@ -87,8 +87,9 @@ ControlServer::ControlServer(EventLoop& loop, std::string path, Handler handler,
     if (listen_fd_ < 0) {
         throw std::system_error(errno, std::generic_category(), "control socket");
     }
-    // Owner-only from the first moment: umask at bind, not a chmod afterwards.
-    const mode_t old_mask = umask(0177);
+    // Owner and group (operators in the daemon's group may run failoverctl status, handover and
+    // rollout) from the first moment: umask at bind, not a chmod afterwards.
+    const mode_t old_mask = umask(0117);
     const int b = bind(listen_fd_, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
     const int bind_errno = errno;
     umask(old_mask);

@@ -66,11 +66,19 @@ e2e_expect "STATUS= names the instance ($(prop StatusText))" test -n "$(prop Sta
 e2e_expect "no capabilities" test "$(fo_in grep CapEff /proc/"$pid"/status | awk '{print $2}')" = 0000000000000000
 e2e_expect "NoNewPrivs" test "$(fo_in grep NoNewPrivs /proc/"$pid"/status | awk '{print $2}')" = 1
 e2e_expect "seccomp filter" test "$(fo_in grep '^Seccomp:' /proc/"$pid"/status | awk '{print $2}')" = 2
-e2e_expect "control socket /run/failoverd/control.sock, failoverd 0600" \
-    test "$(fo_in stat -c '%U %a %F' /run/failoverd/control.sock)" = "failoverd 600 socket"
+e2e_expect "control socket /run/failoverd/control.sock, failoverd:failoverd 0660" \
+    test "$(fo_in stat -c '%U:%G %a %F' /run/failoverd/control.sock)" = "failoverd:failoverd 660 socket"
 fo_in failoverctl status >"$E2E_WORK/status.txt" 2>&1 ||
     { cat "$E2E_WORK/status.txt" >&2; e2e_fail "failoverctl status as root"; }
 e2e_expect "failoverctl status as root" grep -q "instance minitwit" "$E2E_WORK/status.txt"
+# An operator (or a CI deploy user) in group failoverd may ask too; anyone else may not.
+fo_in adduser --quiet --system --no-create-home operator >/dev/null
+fo_in runuser -u operator -- failoverctl status >/dev/null 2>&1 &&
+    e2e_fail "a user outside group failoverd reached the control socket"
+fo_in adduser --quiet operator failoverd >/dev/null
+fo_in runuser -u operator -- failoverctl status >"$E2E_WORK/status.txt" 2>&1 ||
+    { cat "$E2E_WORK/status.txt" >&2; e2e_fail "failoverctl status as a member of group failoverd"; }
+e2e_log "ok: failoverctl status as a member of group failoverd, refused outside it"
 
 # A hook (/bin/sh, fork and exec) under MemoryDenyWriteExecute, the syscall filter and
 # ProtectSystem=strict: it may write to the state directory.

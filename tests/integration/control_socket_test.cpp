@@ -89,7 +89,7 @@ TEST_CASE("ControlServer: answers a request with one JSON line") {
     struct stat st {};
     REQUIRE(::stat(path.c_str(), &st) == 0);
     CHECK(S_ISSOCK(st.st_mode));
-    CHECK((st.st_mode & 0777) == 0600);
+    CHECK((st.st_mode & 0777) == 0660);
 
     json answer;
     with_client(loop, [&] { answer = control_request(path, {{"command", "status"}}, 10s); });
