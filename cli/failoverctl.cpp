@@ -8,6 +8,8 @@
 
 #include "cli/admin_command.hpp"
 #include "cli/check_command.hpp"
+#include "cli/doctor_command.hpp"
+#include "cli/rollout_command.hpp"
 #include "cli/status_command.hpp"
 #include "daemon/shell/logging.hpp"
 
@@ -23,7 +25,11 @@ const char* const kUsage =
     "  check    run health checks once or until they pass (failoverctl check --help)\n"
     "  status   show the running daemon's roles, checks and counters (exit 3: not running)\n"
     "  handover INSTANCE [--to NODE]   the master of INSTANCE resigns in favour of a peer\n"
-    "  maintenance on|off   stop (or resume) competing for every instance\n";
+    "  maintenance on|off   stop (or resume) competing for every instance\n"
+    "  doctor   pre-flight: config, API token and scopes, droplet, reserved IPs, peers,\n"
+    "           Docker, hooks; one line per item, exit 1 if any fails\n"
+    "  rollout  --host H1 --host H2 --deploy CMD   rolling update: backups first, each gated\n"
+    "           on its checks, the master after handing over (failoverctl rollout --help)\n";
 
 int usage_error(const std::string& message) {
     std::cerr << "failoverctl: " << message << "\n" << kUsage;
@@ -72,6 +78,12 @@ int main(int argc, char** argv) {
         }
         if (command == "handover") {
             return failoverd::cli::handover_command(args, std::cout, std::cerr);
+        }
+        if (command == "rollout") {
+            return failoverd::cli::rollout_command(args, std::cout, std::cerr);
+        }
+        if (command == "doctor") {
+            return failoverd::cli::doctor_command(args, std::cout, std::cerr);
         }
         if (command == "maintenance") {
             return failoverd::cli::maintenance_command(args, std::cout, std::cerr);

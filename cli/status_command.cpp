@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <sstream>
 
 #include "cli/check_command.hpp"
@@ -86,6 +87,40 @@ std::string text(const json& j, const char* key, const std::string& fallback = "
 std::uint64_t number(const json& j, const char* key) {
     const auto it = j.find(key);
     return it != j.end() && it->is_number_unsigned() ? it->get<std::uint64_t>() : 0;
+}
+
+// "  IP holder: droplet 3000000001 (node-a, this node); settled, read 3.2 s ago"
+void print_holder(const json& p, std::ostream& out) {
+    out << "  IP holder: ";
+    if (!p.contains("holder") || !p["holder"].is_string()) {
+        out << "not read yet";
+    } else if (p["holder"].get<std::string>().empty()) {
+        out << "nobody (unassigned)";
+    } else {
+        out << p["holder"].get<std::string>();
+        const std::string node = text(p, "holder_node");
+        if (!node.empty() || p.value("holder_is_self", false)) {
+            out << " (" << node << (p.value("holder_is_self", false) ? ", this node" : "") << ")";
+        }
+    }
+    if (p.value("holder_locked", false)) {
+        out << ", locked by a pending action";
+    }
+    out << "; " << text(p, "phase", "?");
+    if (p.contains("last_read_s_ago") && p["last_read_s_ago"].is_number()) {
+        out << ", read " << ago(p["last_read_s_ago"]);
+    }
+    if (!text(p, "action_id").empty()) {
+        out << ", action " << text(p, "action_id");
+    }
+    out << "; moves " << number(p, "moves_confirmed") << ", calls " << number(p, "calls")
+        << ", failures " << number(p, "failures") << "\n";
+    if (!text(p, "note").empty()) {
+        out << "  provider note: " << text(p, "note") << "\n";
+    }
+    if (!text(p, "last_error").empty()) {
+        out << "  provider error: " << text(p, "last_error") << "\n";
+    }
 }
 
 }  // namespace
@@ -197,6 +232,9 @@ void print_status(const json& s, std::ostream& out) {
                 << " -> " << text(t, "to") << ": " << text(t, "reason") << "\n";
         }
         out << "  health: " << text(i, "health") << "\n";
+        if (i.contains("provider") && i["provider"].is_object()) {
+            print_holder(i["provider"], out);
+        }
         for (const json& c : i.value("checks", json::array())) {
             out << "  check " << text(c, "name") << ": " << text(c, "state");
             if (!text(c, "reason").empty()) {
@@ -244,10 +282,38 @@ void print_status(const json& s, std::ostream& out) {
     out << "transport: listening on " << text(tr, "listen") << ", send errors "
         << number(tr, "send_errors") << ", receive errors " << number(tr, "receive_errors")
         << ", from unknown sources " << number(tr, "dropped_unknown_source") << "\n";
+    std::map<std::string, json> auth;
+    for (const json& p : s.value("peers", json::array())) {
+        auth[text(p, "address")] = p;
+    }
     for (const json& p : tr.value("peers", json::array())) {
         out << "  peer " << text(p, "configured") << " (" << text(p, "address") << "): sent "
             << number(p, "sent") << ", send errors " << number(p, "send_errors") << ", received "
-            << number(p, "received") << ", heard " << ago(p["seconds_since_heard"]) << "\n";
+            << number(p, "received") << ", heard " << ago(p["seconds_since_heard"]);
+        const auto a = auth.find(text(p, "address"));
+        if (a != auth.end()) {
+            out << ", verified " << ago(a->second["last_verified_s_ago"]);
+            if (number(a->second, "bad_mac") != 0) {
+                out << ", bad MAC " << number(a->second, "bad_mac");
+            }
+        }
+        out << "\n";
+    }
+    const json& pr = s.contains("provider") ? s["provider"] : empty;
+    if (pr.is_object() && text(pr, "type", "none") != "none") {
+        out << "provider: " << text(pr, "type") << ", this node is "
+            << (text(pr, "type") == "digitalocean" ? "droplet " : "")
+            << text(pr, "identity", "(not resolved)") << ", calls " << number(pr, "calls")
+            << ", failures " << number(pr, "failures");
+        if (!text(pr, "peers_from_tag").empty()) {
+            out << "; peers from tag " << text(pr, "peers_from_tag") << ": "
+                << pr.value("tag_peers", json::array()).size();
+            const json& d = pr.contains("discovery") ? pr["discovery"] : empty;
+            if (!text(d, "last_error").empty()) {
+                out << " (last discovery failed: " << text(d, "last_error") << ")";
+            }
+        }
+        out << "\n";
     }
     const json& r = s.contains("reloads") ? s["reloads"] : empty;
     if (number(r, "total") != 0) {

@@ -61,10 +61,9 @@ struct ProviderIdentity {
 // operator message ("metadata service http://169.254.169.254 unreachable after 5 attempts:
 // ...") when start-up cannot go on. Start-up retries transient failures with backoff for up
 // to `deadline`; a 401/403 or a missing tag fails at once.
-void resolve_provider_identity(const Config& config, EventLoop& loop, CurlMulti& curl,
-                               Duration deadline,
-                               std::function<void(std::optional<ProviderIdentity>, std::string)>
-                                   done);
+void resolve_provider_identity(
+    const Config& config, EventLoop& loop, CurlMulti& curl, Duration deadline,
+    std::function<void(std::optional<ProviderIdentity>, std::string)> done);
 
 // The provider for config.provider.type (nullptr for type = none). Reads the token file at
 // start-up (throws std::runtime_error naming the file, never showing the token).

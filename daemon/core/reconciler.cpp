@@ -12,6 +12,10 @@ namespace {
 constexpr Duration kRecheckMinGap = std::chrono::seconds(1);
 
 std::string http_text(const ProviderReplied& reply) {
+    // The provider's detail usually starts with the status already ("HTTP 401 Unauthorized: ...").
+    if (reply.detail.rfind("HTTP ", 0) == 0) {
+        return reply.detail;
+    }
     std::string text = reply.http_status > 0 ? "HTTP " + std::to_string(reply.http_status)
                                              : std::string("no HTTP status");
     if (!reply.detail.empty()) {

@@ -30,6 +30,11 @@ namespace fs = std::filesystem;
 
 constexpr const char* kMaintenanceFile = "maintenance";
 constexpr const char* kBootEpochFile = "boot_epoch";
+// Start-up waits this long for the metadata service and the tag's droplet list (retries are
+// the provider's); a reload's re-discovery gets the same.
+constexpr Duration kIdentityDeadline = std::chrono::seconds(60);
+// Repeated provider failures of one kind: one log line per instance per period.
+constexpr Duration kProviderLogPeriod = std::chrono::minutes(1);
 
 std::uint64_t random_u64() {
     std::uint64_t value = 0;
@@ -102,6 +107,8 @@ bool same_endpoint(const Endpoint& a, const Endpoint& b) {
 
 // Settings a reload cannot change in place: the daemon's identity, sockets and provider.
 std::vector<std::string> fixed_changes(const Config& now, const Config& next) {
+    const ProviderConfig& p = now.provider;
+    const ProviderConfig& q = next.provider;
     std::vector<std::string> out;
     if (now.node.name != next.node.name) {
         out.emplace_back("[node] name");
@@ -115,22 +122,70 @@ std::vector<std::string> fixed_changes(const Config& now, const Config& next) {
     if (now.node.state_dir != next.node.state_dir) {
         out.emplace_back("[node] state_dir");
     }
-    if (now.provider.type != next.provider.type) {
+    if (p.type != q.type) {
         out.emplace_back("[provider] type");
+    }
+    if (p.token_file != q.token_file) {
+        out.emplace_back("[provider] token_file");
+    }
+    if (p.droplet_id != q.droplet_id) {
+        out.emplace_back("[provider] droplet_id");
+    }
+    if (p.api_base_url != q.api_base_url || p.metadata_base_url != q.metadata_base_url ||
+        p.ca_file != q.ca_file) {
+        out.emplace_back("[provider] api_base_url, metadata_base_url or ca_file");
+    }
+    if (p.exec_command != q.exec_command || p.request_timeout != q.request_timeout) {
+        out.emplace_back("[provider] command or request_timeout");
     }
     return out;
 }
 
+std::string join_endpoints(const std::vector<Endpoint>& endpoints) {
+    std::string out;
+    for (const Endpoint& e : endpoints) {
+        out += (out.empty() ? "" : ", ") + e.to_string();
+    }
+    return out.empty() ? "none" : out;
+}
+
+bool same_endpoints(const std::vector<Endpoint>& a, const std::vector<Endpoint>& b) {
+    return std::equal(a.begin(), a.end(), b.begin(), b.end(), same_endpoint);
+}
+
+// A note or error without its changing tail ("... reading again in 1.73 s"), so a retry that
+// only waits a different time is not a change worth a log line.
+std::string stem(const std::string& text) {
+    return text.substr(0, text.find(" in "));
+}
+
+// A datagram dropped for one of these reasons had a MAC that verified with our key.
+bool verified_before_drop(DropReason r) {
+    switch (r) {
+        case DropReason::BadField:
+        case DropReason::UnknownInstance:
+        case DropReason::Replay:
+        case DropReason::StaleEpoch:
+        case DropReason::FromSelf:
+        case DropReason::TooManySenders:
+            return true;
+        default:
+            return false;
+    }
+}
+
 }  // namespace
 
-NodeSpec node_spec_of(const Config& config, std::vector<std::uint8_t> hmac_key,
-                      std::uint64_t boot_epoch, bool maintenance, std::uint64_t seed) {
+NodeSpec node_spec_of(const Config& config, const std::string& provider_id,
+                      std::vector<std::uint8_t> hmac_key, std::uint64_t boot_epoch,
+                      bool maintenance, std::uint64_t seed) {
     NodeSpec spec;
     spec.node_name = config.node.name;
+    spec.provider_id = provider_id;
     spec.boot_epoch = boot_epoch;
     spec.hmac_key = std::move(hmac_key);
     spec.advert_interval = config.cluster.advert_interval;
-    spec.provider_enabled = false;  // provider = none: nothing to call (providers: issue 5)
+    spec.provider_enabled = config.provider.type != ProviderType::None;
     spec.reconcile_interval = config.provider.reconcile_interval;
     spec.seed = seed;
     spec.maintenance = maintenance;
@@ -191,11 +246,11 @@ std::uint64_t next_boot_epoch(const std::string& state_dir) {
 }
 
 Daemon::Daemon(Config config, DaemonOptions options)
-    : config_(std::move(config)), options_(options), curl_(loop_), drop_log_() {
-    if (config_.provider.type != ProviderType::None) {
-        throw std::runtime_error("[provider] type = " + to_string(config_.provider.type) +
-                                 " is not available in this build; use type = none");
-    }
+    : config_(std::move(config)),
+      options_(options),
+      curl_(loop_),
+      drop_log_(),
+      provider_log_(kProviderLogPeriod) {
     started_at_ = loop_.now();
     ensure_state_dir(config_.node.state_dir);
     boot_epoch_ = next_boot_epoch(config_.node.state_dir);
@@ -211,10 +266,13 @@ Daemon::Daemon(Config config, DaemonOptions options)
 
     transport_ = std::make_unique<UdpTransport>(
         loop_, config_.node.listen,
-        [this](std::span<const std::uint8_t> bytes, std::size_t, const SocketAddress& from) {
-            on_datagram(bytes, from);
+        [this](std::span<const std::uint8_t> bytes, std::size_t peer, const SocketAddress& from) {
+            on_datagram(bytes, peer, from);
         });
-    transport_->set_peers(config_.cluster.peers);
+    transport_->set_peers(config_.cluster.peers);  // tag peers join once they are known
+    for (const InstanceConfig& i : config_.instances) {
+        instance_ips_[i.name] = i.reserved_ip;
+    }
 
     options_.hooks.kill_grace = std::min(options_.hooks.kill_grace, options_.shutdown_hook_bound);
     hooks_ = std::make_unique<HookRunner>(loop_, config_.node.name, options_.hooks);
@@ -284,6 +342,74 @@ void Daemon::start() {
     const bool watchdog = notify_.enable_watchdog(loop_);
     spdlog::info("failoverd {} starting as node {}: {}{}", FAILOVERD_VERSION, config_.node.name,
                  config_.summary(), watchdog ? "; systemd watchdog on" : "");
+    if (config_.provider.type == ProviderType::None) {
+        start_health_round();
+        return;
+    }
+    const ProviderConfig& p = config_.provider;
+    if (p.type == ProviderType::DigitalOcean && p.droplet_id == "auto") {
+        notify_.status("starting: resolving droplet id from " + p.metadata_base_url);
+    } else if (!config_.cluster.peers_from_tag.empty()) {
+        notify_.status("starting: discovering peers from tag " + config_.cluster.peers_from_tag);
+    } else {
+        notify_.status("starting: provider " + to_string(p.type));
+    }
+    ++discoveries_;
+    resolve_provider_identity(config_, loop_, curl_, kIdentityDeadline,
+                              [this](std::optional<ProviderIdentity> identity, std::string error) {
+                                  on_identity(std::move(identity), error);
+                              });
+}
+
+void Daemon::fail_start(const std::string& why) {
+    spdlog::critical("cannot start: {}", why);
+    start_error_ = why;
+    notify_.status("failed: " + why);
+    exiting_ = true;
+    loop_.exit(1);
+}
+
+void Daemon::on_identity(std::optional<ProviderIdentity> identity, const std::string& error) {
+    if (phase_ != Phase::Starting || exiting_) {
+        return;  // stopped while resolving
+    }
+    const Instant now = loop_.now();
+    last_discovery_at_ = now;
+    if (!identity) {
+        ++discoveries_failed_;
+        last_discovery_error_ = error;
+        fail_start(error);
+        return;
+    }
+    identity_ = std::move(*identity);
+    if (config_.provider.type == ProviderType::Exec && identity_.provider_id.empty()) {
+        identity_.provider_id = config_.node.name;  // exec: the node is known by its name
+    }
+    try {
+        if (!config_.cluster.peers_from_tag.empty()) {
+            transport_->set_peers(all_peers(config_));
+        }
+        provider_ = make_provider(config_, loop_, curl_, identity_.provider_id);
+    } catch (const std::exception& e) {
+        fail_start(e.what());
+        return;
+    }
+    if (provider_ == nullptr) {
+        fail_start("provider " + to_string(config_.provider.type) + " could not be created");
+        return;
+    }
+    spdlog::info("provider {}: this node is {} {} (resolved in {})",
+                 to_string(config_.provider.type),
+                 config_.provider.type == ProviderType::DigitalOcean ? "droplet" : "node",
+                 identity_.provider_id, format_duration(now - started_at_));
+    if (!config_.cluster.peers_from_tag.empty()) {
+        spdlog::info("peers from tag {}: {}", config_.cluster.peers_from_tag,
+                     join_endpoints(identity_.tag_peers));
+    }
+    start_health_round();
+}
+
+void Daemon::start_health_round() {
     notify_.status("starting: first health round");
     if (probes_->size() == 0) {
         loop_.post([this] { start_node(); });
@@ -298,7 +424,8 @@ void Daemon::start_node() {
     }
     const Instant now = loop_.now();
     const bool maintenance = fs::exists(fs::path(config_.node.state_dir) / kMaintenanceFile);
-    NodeSpec spec = node_spec_of(config_, key_, boot_epoch_, maintenance, seed_);
+    NodeSpec spec =
+        node_spec_of(config_, identity_.provider_id, key_, boot_epoch_, maintenance, seed_);
     for (const ProbeCompleted& first : first_round_) {
         spec.initial_results[first.check] = first.result;
     }
@@ -313,6 +440,18 @@ void Daemon::start_node() {
                  config_.node.control_socket, maintenance ? ", in maintenance" : "", status_line());
 }
 
+std::vector<Endpoint> Daemon::all_peers(const Config& config) const {
+    std::vector<Endpoint> out = config.cluster.peers;
+    for (const Endpoint& e : identity_.tag_peers) {
+        const bool listed = std::any_of(out.begin(), out.end(),
+                                        [&](const Endpoint& s) { return same_endpoint(s, e); });
+        if (!listed) {
+            out.push_back(e);
+        }
+    }
+    return out;
+}
+
 void Daemon::after_input() {
     if (!node_) {
         return;
@@ -325,9 +464,86 @@ void Daemon::after_input() {
     } else {
         core_timer_.disarm();
     }
+    if (provider_) {
+        log_provider_changes();
+    }
     if (phase_ == Phase::Running) {
         notify_.status(status_line());
     }
+}
+
+void Daemon::log_provider_changes() {
+    const Instant now = loop_.now();
+    const std::string& self = identity_.provider_id;
+    for (const InstanceStatus& i : node_->status().instances) {
+        if (!i.provider_enabled) {
+            continue;
+        }
+        const ReconcilerStatus& r = i.provider;
+        ReconcileSeen& seen = reconcile_seen_[i.name];
+        const std::string what = "[" + i.name + "] reserved IP " + i.reserved_ip;
+
+        if (r.holder_known && (!seen.holder_known || r.observed_holder != seen.holder)) {
+            if (!self.empty() && r.observed_holder == self) {
+                // The first time in a mastership term: how long the failover took here.
+                std::string after;
+                if (i.role == Role::Master && i.last_transition &&
+                    i.last_transition->to == Role::Master &&
+                    seen.claimed_term != i.last_transition->at) {
+                    seen.claimed_term = i.last_transition->at;
+                    after = ", " + format_duration(now - i.last_transition->at) +
+                            " after becoming MASTER";
+                }
+                const bool moved = r.moves_confirmed > seen.moves_logged;
+                seen.moves_logged = r.moves_confirmed;
+                spdlog::info(
+                    "{} {} held by this node ({} {}){}", what, moved ? "now" : "already",
+                    config_.provider.type == ProviderType::DigitalOcean ? "droplet" : "node", self,
+                    after);
+            } else if (seen.holder_known && seen.holder == self && i.role == Role::Master) {
+                spdlog::warn("{} moved away from this node to {}", what,
+                             holder_name(r.observed_holder, i));
+            } else {
+                spdlog::info("{} is held by {}", what, holder_name(r.observed_holder, i));
+            }
+        }
+        if (!r.note.empty() && stem(r.note) != seen.note) {
+            spdlog::log(
+                r.phase == ReconcilePhase::Yielding ? spdlog::level::warn : spdlog::level::info,
+                "{}: {}", what, r.note);
+        }
+        if (!r.action_id.empty() && r.action_id != seen.action_id) {
+            spdlog::info("{}: assign requested (action {})", what, r.action_id);
+        }
+        // Failed calls are logged by the provider itself (rate-limited, with the request id);
+        // what the core concludes on its own, an action that errored, is logged here.
+        if (r.last_error != seen.last_error && r.last_error.rfind("action ", 0) == 0) {
+            provider_log_.log(now, spdlog::level::warn, i.name + ":action-errored",
+                              what + ": " + r.last_error);
+        }
+        seen.holder = r.observed_holder;
+        seen.holder_known = r.holder_known;
+        seen.action_id = r.action_id;
+        seen.note = stem(r.note);
+        seen.last_error = r.last_error;
+    }
+}
+
+std::string Daemon::holder_name(const std::string& holder, const InstanceStatus& i) const {
+    if (holder.empty()) {
+        return "nobody";
+    }
+    const char* kind =
+        config_.provider.type == ProviderType::DigitalOcean ? "droplet " : "provider id ";
+    if (holder == identity_.provider_id) {
+        return kind + holder + " (this node)";
+    }
+    for (const PeerInfo& p : i.peers) {
+        if (p.provider_id == holder) {
+            return kind + holder + " (" + p.node_name + ")";
+        }
+    }
+    return kind + holder;
 }
 
 void Daemon::execute(const Action& action) {
@@ -338,9 +554,18 @@ void Daemon::execute(const Action& action) {
                                         std::string(to_string(hook->from)), hook->reason});
     } else if (const auto* t = std::get_if<Transitioned>(&action)) {
         log_transition(*t);
+        if (provider_) {
+            const auto ip = instance_ips_.find(t->instance);
+            provider_->on_role(t->instance, ip == instance_ips_.end() ? "" : ip->second, t->to);
+        }
     } else if (const auto* call = std::get_if<CallProvider>(&action)) {
-        // The Node is built with the provider disabled, so this does not happen; if it does,
-        // answer as a refusal rather than pretend a cloud moved anything.
+        if (provider_) {
+            provider_->call(*call,
+                            [this](ProviderReplied reply) { on_provider_reply(std::move(reply)); });
+            return;
+        }
+        // Without a provider the Node is built with it disabled, so this does not happen; if
+        // it does, answer as a refusal rather than pretend a cloud moved anything.
         ++provider_calls_refused_;
         spdlog::error("[{}] provider call {} refused: no provider is configured", call->instance,
                       to_string(call->op));
@@ -358,6 +583,15 @@ void Daemon::execute(const Action& action) {
     }
 }
 
+void Daemon::on_provider_reply(ProviderReplied reply) {
+    if (!node_ || phase_ != Phase::Running) {
+        ++provider_replies_after_stop_;
+        return;
+    }
+    node_->handle(reply, loop_.now());
+    after_input();
+}
+
 void Daemon::log_transition(const Transitioned& t) {
     const std::string line = "[" + t.instance + "] " + std::string(to_string(t.from)) + " -> " +
                              std::string(to_string(t.to)) + ": " + t.reason;
@@ -372,22 +606,39 @@ void Daemon::log_transition(const Transitioned& t) {
     spdlog::info("{}", line);
 }
 
-void Daemon::on_datagram(std::span<const std::uint8_t> bytes, const SocketAddress& from) {
+void Daemon::on_datagram(std::span<const std::uint8_t> bytes, std::size_t peer,
+                         const SocketAddress& from) {
     if (!node_ || phase_ == Phase::Starting) {
         ++datagrams_before_start_;
         return;
     }
     const Instant now = loop_.now();
     const auto before = node_->status().drops;
+    const std::uint64_t accepted_before = node_->status().adverts_received;
     node_->handle(
         AdvertReceived{std::vector<std::uint8_t>(bytes.begin(), bytes.end()), from.to_string()},
         now);
+    bool verified = node_->status().adverts_received != accepted_before;
+    bool bad_mac = false;
     const auto& after = node_->status().drops;
     for (std::size_t i = 0; i < kDropReasonCount; ++i) {
         if (after[i] != before[i]) {
-            const std::string reason(to_string(static_cast<DropReason>(i)));
-            drop_log_.log(now, spdlog::level::warn, "drop:" + reason,
-                          "dropping advert from " + from.to_string() + ": " + reason);
+            const auto reason = static_cast<DropReason>(i);
+            verified = verified || verified_before_drop(reason);
+            bad_mac = bad_mac || reason == DropReason::BadMac;
+            const std::string text(to_string(reason));
+            drop_log_.log(now, spdlog::level::warn, "drop:" + text,
+                          "dropping advert from " + from.to_string() + ": " + text);
+        }
+    }
+    if (peer < transport_->peers().size()) {
+        PeerAuth& auth = peer_auth_[transport_->peers()[peer].address.to_string()];
+        if (bad_mac) {
+            ++auth.bad_mac;
+        }
+        if (verified) {
+            ++auth.verified;
+            auth.last_verified = now;
         }
     }
     after_input();
@@ -421,10 +672,14 @@ void Daemon::stop(const std::string& why) {
     }
     spdlog::info("{}: resigning every instance and stopping", why);
     phase_ = Phase::Stopping;
+    ++discovery_generation_;
     probes_->stop();
     if (node_) {
         node_->handle(Shutdown{}, loop_.now());
         after_input();
+    }
+    if (provider_) {
+        provider_->cancel_all();  // the IP stays where it is; the new master claims it
     }
     notify_.stopping("stopping");
     hooks_->set_on_idle([this] { loop_.post([this] { finish_stop(); }); });
@@ -440,6 +695,9 @@ void Daemon::finish_stop() {
         return;
     }
     exiting_ = true;
+    if (provider_) {
+        provider_->cancel_all();
+    }
     spdlog::info("failoverd stopped");
     loop_.exit(0);
 }
@@ -487,7 +745,8 @@ void Daemon::reload() {
     NodeSpec spec;
     try {
         std::vector<std::uint8_t> key = read_advert_key(next);
-        spec = node_spec_of(next, key, boot_epoch_, node_->status().maintenance, seed_);
+        spec = node_spec_of(next, identity_.provider_id, key, boot_epoch_,
+                            node_->status().maintenance, seed_);
         Node validate(spec, now);  // throws on what Node would refuse; changes nothing here
         probes = std::make_unique<health::ProbeRunner>(
             loop_, Rng(seed_ ^ reloads_),
@@ -495,23 +754,94 @@ void Daemon::reload() {
                 on_probe_result(name, r);
             });
         add_probes(next, *probes);
-        transport_->set_peers(next.cluster.peers);  // the last step that can fail; atomic
+        // Tag peers stay until the re-discovery below answers, unless the tag itself changed.
+        std::vector<Endpoint> peers = next.cluster.peers;
+        if (next.cluster.peers_from_tag == config_.cluster.peers_from_tag) {
+            peers = all_peers(next);
+        }
+        transport_->set_peers(peers);  // the last step that can fail; atomic
         key_ = std::move(key);
     } catch (const std::exception& e) {
         reject(e.what());
         return;
     }
 
+    if (next.cluster.peers_from_tag != config_.cluster.peers_from_tag) {
+        identity_.tag_peers.clear();
+    }
+    forget_peers_not_configured();
     probes_->stop();
     probes_ = std::move(probes);
+    for (const InstanceConfig& i : next.instances) {
+        instance_ips_[i.name] = i.reserved_ip;
+    }
     node_->reconfigure(std::move(spec), now);
     configure_hooks(next);
     config_ = std::move(next);
     last_reload_error_.reset();
     after_input();
+    std::erase_if(instance_ips_,
+                  [&](const auto& kv) { return config_.find_instance(kv.first) == nullptr; });
+    std::erase_if(reconcile_seen_,
+                  [&](const auto& kv) { return config_.find_instance(kv.first) == nullptr; });
     probes_->start();
     notify_.reloaded(status_line());
     spdlog::info("configuration reloaded: {}; {}", config_.summary(), status_line());
+    if (!config_.cluster.peers_from_tag.empty()) {
+        discover_tag_peers();
+    }
+}
+
+void Daemon::forget_peers_not_configured() {
+    std::erase_if(peer_auth_, [&](const auto& kv) {
+        return std::none_of(transport_->peers().begin(), transport_->peers().end(),
+                            [&](const UdpPeer& p) { return p.address.to_string() == kv.first; });
+    });
+}
+
+void Daemon::discover_tag_peers() {
+    const std::uint64_t generation = ++discovery_generation_;
+    ++discoveries_;
+    spdlog::info("discovering peers from tag {}", config_.cluster.peers_from_tag);
+    resolve_provider_identity(
+        config_, loop_, curl_, kIdentityDeadline,
+        [this, generation](std::optional<ProviderIdentity> found, std::string error) {
+            if (generation != discovery_generation_ || phase_ != Phase::Running) {
+                return;  // a newer reload asked again, or stopping
+            }
+            last_discovery_at_ = loop_.now();
+            if (!found) {
+                ++discoveries_failed_;
+                last_discovery_error_ = error;
+                spdlog::error("peer discovery from tag {} failed: {}; keeping {} peer(s)",
+                              config_.cluster.peers_from_tag, error, transport_->peers().size());
+                return;
+            }
+            if (found->provider_id != identity_.provider_id) {
+                spdlog::warn(
+                    "ignoring: the provider now reports this node as {} (running as {}); "
+                    "a new identity needs a restart",
+                    found->provider_id, identity_.provider_id);
+            }
+            std::vector<Endpoint> old = identity_.tag_peers;
+            identity_.tag_peers = std::move(found->tag_peers);
+            try {
+                transport_->set_peers(all_peers(config_));
+            } catch (const std::exception& e) {
+                identity_.tag_peers = std::move(old);
+                ++discoveries_failed_;
+                last_discovery_error_ = e.what();
+                spdlog::error("peer discovery from tag {}: {}; keeping {} peer(s)",
+                              config_.cluster.peers_from_tag, e.what(), transport_->peers().size());
+                return;
+            }
+            forget_peers_not_configured();
+            last_discovery_error_.reset();
+            if (!same_endpoints(old, identity_.tag_peers)) {
+                spdlog::info("peers from tag {}: {} (were {})", config_.cluster.peers_from_tag,
+                             join_endpoints(identity_.tag_peers), join_endpoints(old));
+            }
+        });
 }
 
 std::string Daemon::status_line() const {
@@ -673,11 +1003,13 @@ nlohmann::json Daemon::status_json() const {
             for (const PeerInfo& p : i.peers) {
                 ij["peers"].push_back(
                     {{"node", p.node_name},
+                     {"provider_id", p.provider_id},
                      {"state", to_string(p.state)},
                      {"priority", p.priority},
                      {"from", p.from},
                      {"seconds_since_heard", seconds_between(now, p.last_heard)}});
             }
+            ij["provider"] = i.provider_enabled ? provider_json(i, now) : json(nullptr);
             ij["adverts"] = {{"sent", i.adverts_sent},
                              {"received", i.adverts_received},
                              {"ignored", i.adverts_ignored}};
@@ -702,7 +1034,27 @@ nlohmann::json Daemon::status_json() const {
     }
     const UdpCounters& u = transport_->counters();
     json peers = json::array();
+    json auth = json::array();
     for (const UdpPeer& p : transport_->peers()) {
+        const bool from_tag =
+            std::any_of(identity_.tag_peers.begin(), identity_.tag_peers.end(),
+                        [&](const Endpoint& e) { return same_endpoint(e, p.endpoint); }) &&
+            std::none_of(config_.cluster.peers.begin(), config_.cluster.peers.end(),
+                         [&](const Endpoint& e) { return same_endpoint(e, p.endpoint); });
+        const auto a = peer_auth_.find(p.address.to_string());
+        const PeerAuth none;
+        const PeerAuth& pa = a == peer_auth_.end() ? none : a->second;
+        auth.push_back(
+            {{"address", p.address.to_string()},
+             {"configured", p.endpoint.to_string()},
+             {"source", from_tag ? "tag" : "config"},
+             {"received", p.received},
+             {"verified", pa.verified},
+             {"bad_mac", pa.bad_mac},
+             {"last_verified_s_ago",
+              pa.last_verified ? json(seconds_between(now, *pa.last_verified)) : json(nullptr)},
+             {"last_received_s_ago",
+              p.last_received ? json(seconds_between(now, *p.last_received)) : json(nullptr)}});
         json pj{{"address", p.address.to_string()},
                 {"configured", p.endpoint.to_string()},
                 {"sent", p.sent},
@@ -730,11 +1082,73 @@ nlohmann::json Daemon::status_json() const {
         {"total", reloads_},
         {"failed", reloads_failed_},
         {"last_error", last_reload_error_ ? json(*last_reload_error_) : json(nullptr)}};
-    out["provider"] = {{"type", to_string(config_.provider.type)},
-                       {"calls_refused", provider_calls_refused_}};
+    out["peers"] = std::move(auth);
+    json tag_peers = json::array();
+    for (const Endpoint& e : identity_.tag_peers) {
+        tag_peers.push_back(e.to_string());
+    }
+    json provider{
+        {"type", to_string(config_.provider.type)},
+        {"identity", identity_.provider_id.empty() ? json(nullptr) : json(identity_.provider_id)},
+        {"peers_from_tag", config_.cluster.peers_from_tag.empty()
+                               ? json(nullptr)
+                               : json(config_.cluster.peers_from_tag)},
+        {"tag_peers", std::move(tag_peers)},
+        {"discovery",
+         {{"runs", discoveries_},
+          {"failed", discoveries_failed_},
+          {"last_error", last_discovery_error_ ? json(*last_discovery_error_) : json(nullptr)},
+          {"last_s_ago",
+           last_discovery_at_ ? json(seconds_between(now, *last_discovery_at_)) : json(nullptr)}}},
+        {"calls_refused", provider_calls_refused_},
+        {"replies_after_stop", provider_replies_after_stop_},
+        {"client", provider_ ? provider_->status() : json(nullptr)}};
+    if (node_) {
+        const NodeStatus& s = node_->status();
+        provider["calls"] = s.provider_calls;
+        provider["failures"] = s.provider_failures;
+        provider["stale_replies"] = s.provider_stale_replies;
+        provider["budget_deferrals"] = s.provider_budget_deferrals;
+    }
+    out["provider"] = std::move(provider);
     out["loop_callback_errors"] = loop_.callback_errors();
     out["log_lines_suppressed"] = drop_log_.suppressed_total();
     return out;
+}
+
+nlohmann::json Daemon::provider_json(const InstanceStatus& i, Instant now) const {
+    using nlohmann::json;
+    const ReconcilerStatus& r = i.provider;
+    const bool is_self = r.holder_known && !identity_.provider_id.empty() &&
+                         r.observed_holder == identity_.provider_id;
+    json holder_node = nullptr;
+    if (is_self) {
+        holder_node = config_.node.name;
+    } else if (r.holder_known) {
+        for (const PeerInfo& p : i.peers) {
+            if (!r.observed_holder.empty() && p.provider_id == r.observed_holder) {
+                holder_node = p.node_name;
+            }
+        }
+    }
+    return {{"phase", to_string(r.phase)},
+            {"holder", r.holder_known ? json(r.observed_holder) : json(nullptr)},
+            {"holder_is_self", is_self},
+            {"holder_node", holder_node},
+            {"holder_locked", r.holder_locked},
+            {"last_read_s_ago",
+             r.last_read_at ? json(seconds_between(now, *r.last_read_at)) : json(nullptr)},
+            {"action_id", r.action_id.empty() ? json(nullptr) : json(r.action_id)},
+            {"note", r.note},
+            {"last_error", r.last_error.empty() ? json(nullptr) : json(r.last_error)},
+            {"next_call_in_s",
+             r.next_call_at ? json(std::max(0.0, seconds(*r.next_call_at - now))) : json(nullptr)},
+            {"calls", r.calls},
+            {"failures", r.failures},
+            {"assigns", r.assigns},
+            {"moves_confirmed", r.moves_confirmed},
+            {"stale_replies", r.stale_replies},
+            {"budget_deferrals", r.budget_deferrals}};
 }
 
 int run_daemon(const Config& config, const std::string& log_level) {

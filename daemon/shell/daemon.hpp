@@ -1,10 +1,12 @@
 // Daemon: the imperative shell around Node. On every wake-up it takes `now` from the loop,
-// turns what happened (datagram, probe result, signal, control request) into Inputs, calls
-// Node, executes take_actions() (send adverts, run hooks, log transitions, STATUS=) and re-arms
-// the one core timer to next_deadline(). Everything runs in one sd-event loop; nothing blocks.
+// turns what happened (datagram, probe result, provider reply, signal, control request) into
+// Inputs, calls Node, executes take_actions() (send adverts, call the provider, run hooks, log
+// transitions, STATUS=) and re-arms the one core timer to next_deadline(). Everything runs in
+// one sd-event loop; nothing blocks.
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -22,6 +24,7 @@
 #include "daemon/shell/systemd_notify.hpp"
 #include "daemon/shell/udp_transport.hpp"
 #include "health/probe_runner.hpp"
+#include "provider/provider.hpp"
 
 namespace failoverd {
 
@@ -32,10 +35,12 @@ struct DaemonOptions {
     HookRunnerOptions hooks;
 };
 
-// The NodeSpec for `config`: instances, the checks they track, timing. Key, epoch,
-// maintenance and seed come from the caller (files and the OS, read at start-up or reload).
-NodeSpec node_spec_of(const Config& config, std::vector<std::uint8_t> hmac_key,
-                      std::uint64_t boot_epoch, bool maintenance, std::uint64_t seed);
+// The NodeSpec for `config`: instances, the checks they track, timing. The provider identity
+// (droplet id; the node name for exec; empty for none), key, epoch, maintenance and seed come
+// from the caller (the provider, files and the OS, read at start-up or reload).
+NodeSpec node_spec_of(const Config& config, const std::string& provider_id,
+                      std::vector<std::uint8_t> hmac_key, std::uint64_t boot_epoch,
+                      bool maintenance, std::uint64_t seed);
 
 // Start-up and reload: the advert key from auth_key_file. With peers the file must hold at
 // least 16 bytes; a single node without a readable key file gets a random one (nobody to talk
@@ -51,18 +56,23 @@ class Daemon {
   public:
     // Start-up: binds the advert socket and the control socket, builds the probes and hooks.
     // Throws std::runtime_error (or ConfigErrors-free std::exception) with an operator message.
+    // The provider comes later, in start(): its identity is resolved inside the loop.
     explicit Daemon(Config config, DaemonOptions options = {});
     ~Daemon();
     Daemon(const Daemon&) = delete;
     Daemon& operator=(const Daemon&) = delete;
 
     // start(), then serves until SIGTERM/SIGINT (then resigns, runs notify_stop and returns 0).
+    // Returns 1 when start-up fails inside the loop (the provider identity cannot be resolved).
     int run();
 
-    // Starts the first health round; when it is done the Node starts and systemd hears
-    // READY=1. The loop must then be run (run() does; tests use loop().run_until()).
+    // With a provider: resolves this node's identity (droplet id, tag peers) and builds the
+    // provider; then the first health round; when it is done the Node starts and systemd hears
+    // READY=1. The loop must then be run (run() does; tests use loop().run_until()). A start-up
+    // failure exits the loop with 1 and leaves start_error() set.
     void start();
     bool ready() const { return phase_ == Phase::Running; }
+    const std::optional<std::string>& start_error() const { return start_error_; }
     EventLoop& loop() { return loop_; }
 
     // The same as the signals, for tests and the control socket.
@@ -77,10 +87,36 @@ class Daemon {
   private:
     enum class Phase { Starting, Running, Stopping };
 
+    // What the log last said about an instance's reconciler, so each change is logged once.
+    struct ReconcileSeen {
+        std::string holder;
+        bool holder_known = false;
+        std::string action_id;
+        std::string note;
+        std::string last_error;
+        std::uint64_t moves_logged = 0;       // moves_confirmed at the last "held by this node"
+        std::optional<Instant> claimed_term;  // the MASTER term whose claim was logged
+    };
+    // Per configured peer address: what doctor needs to tell a wrong auth key from silence.
+    struct PeerAuth {
+        std::uint64_t bad_mac = 0;
+        std::uint64_t verified = 0;  // datagrams whose MAC verified with our key
+        std::optional<Instant> last_verified;
+    };
+
+    void on_identity(std::optional<ProviderIdentity> identity, const std::string& error);
+    void start_health_round();
+    void fail_start(const std::string& why);
     void start_node();
     void after_input();
     void execute(const Action& action);
-    void on_datagram(std::span<const std::uint8_t> bytes, const SocketAddress& from);
+    void on_provider_reply(ProviderReplied reply);
+    void log_provider_changes();
+    void discover_tag_peers();
+    void forget_peers_not_configured();
+    std::vector<Endpoint> all_peers(const Config& config) const;
+    void on_datagram(std::span<const std::uint8_t> bytes, std::size_t peer,
+                     const SocketAddress& from);
     void on_probe_result(const std::string& check, const health::ProbeResult& result);
     void on_core_timer();
     nlohmann::json on_control(const nlohmann::json& request);
@@ -91,6 +127,8 @@ class Daemon {
     void add_probes(const Config& config, health::ProbeRunner& runner);
     void configure_hooks(const Config& config);
     void finish_stop();
+    nlohmann::json provider_json(const InstanceStatus& i, Instant now) const;
+    std::string holder_name(const std::string& holder, const InstanceStatus& i) const;
 
     Config config_;
     DaemonOptions options_;
@@ -106,6 +144,8 @@ class Daemon {
     SystemdNotify notify_;
     std::vector<EventSource> signals_;
     CurlMulti curl_;
+    std::unique_ptr<Provider> provider_;  // nullptr for type = none, and until start() made it
+    ProviderIdentity identity_;
     std::unique_ptr<UdpTransport> transport_;
     std::unique_ptr<HookRunner> hooks_;
     std::unique_ptr<health::ProbeRunner> probes_;
@@ -118,6 +158,17 @@ class Daemon {
     RateLimitedLog drop_log_;
     std::uint64_t datagrams_before_start_ = 0;
     std::uint64_t provider_calls_refused_ = 0;
+    std::uint64_t provider_replies_after_stop_ = 0;
+    std::optional<std::string> start_error_;
+    std::map<std::string, std::string> instance_ips_;  // also of instances a reload removes
+    std::map<std::string, ReconcileSeen> reconcile_seen_;
+    RateLimitedLog provider_log_;
+    std::map<std::string, PeerAuth> peer_auth_;  // key: resolved peer address
+    std::uint64_t discovery_generation_ = 0;
+    std::uint64_t discoveries_ = 0;
+    std::uint64_t discoveries_failed_ = 0;
+    std::optional<std::string> last_discovery_error_;
+    std::optional<Instant> last_discovery_at_;
     std::uint64_t reloads_ = 0;
     std::uint64_t reloads_failed_ = 0;
     std::optional<std::string> last_reload_error_;

@@ -177,6 +177,43 @@ TEST_CASE("Daemon: a higher advert makes the master back off; forged and replaye
     CHECK(daemon.status_json()["adverts"]["received"] == 1);
     CHECK(daemon.status_json()["transport"]["received"] == 3);
     CHECK(role_is(daemon, "BACKUP"));
+    // Per peer, for `failoverctl doctor`: its MAC verified (genuine and replay), once not.
+    const json b = daemon.status_json()["peers"][0];
+    CHECK(b["address"] == "127.0.0.1:" + std::to_string(peer.port()));
+    CHECK(b["source"] == "config");
+    CHECK(b["verified"] == 2);
+    CHECK(b["bad_mac"] == 1);
+    CHECK(b["last_verified_s_ago"].is_number());
+    CHECK(daemon.status_json()["provider"]["type"] == "none");
+    CHECK(web(daemon)["provider"].is_null());
+}
+
+TEST_CASE("Daemon: a peer sending with another auth key is counted as bad MAC, never verified") {
+    TempDir dir;
+    Peer peer;
+    Daemon daemon(make_config(dir, peer.port()));
+    peer.aim_at(daemon);
+    daemon.start();
+    REQUIRE(daemon.loop().run_until([&] { return role_is(daemon, "MASTER"); }, kDeadline));
+    Advert a;
+    a.instance_id = failoverd::instance_id_of("web");
+    a.state = SenderState::Master;
+    a.sender = "b";
+    a.priority = 250;
+    a.advert_interval = 100ms;
+    a.boot_epoch = 1;
+    const std::vector<std::uint8_t> other_key(32, 0x17);
+    for (std::uint64_t sequence = 1; sequence <= 3; ++sequence) {
+        a.sequence = sequence;
+        peer.send(failoverd::encode_advert(a, other_key));
+    }
+    REQUIRE(daemon.loop().run_until(
+        [&] { return daemon.status_json()["peers"][0]["bad_mac"] == 3; }, kDeadline));
+    const json b = daemon.status_json()["peers"][0];
+    CHECK(b["verified"] == 0);
+    CHECK(b["last_verified_s_ago"].is_null());
+    CHECK(b["received"] == 3);
+    CHECK(role_is(daemon, "MASTER"));  // a forged higher priority changes nothing
 }
 
 TEST_CASE("Daemon: status, handover and maintenance over the control socket") {

@@ -266,6 +266,17 @@ TEST_CASE("Reconciler: 401 refuses with a reason and stops calling") {
     CHECK_FALSE(h.r.next_deadline().has_value());
 }
 
+TEST_CASE("Reconciler: a detail that already names the status is not repeated") {
+    Harness h;
+    h.start();
+    h.reply(h.expect(ProviderOp::ReadHolder),
+            failed(ProviderOutcome::Unauthorized, 401,
+                   "HTTP 401 Unauthorized: Unable to authenticate you (request r-1)"));
+    CHECK(h.r.take_fault() == std::optional<std::string>(
+                                  "provider rejected the token (HTTP 401 Unauthorized: Unable to "
+                                  "authenticate you (request r-1))"));
+}
+
 TEST_CASE("Reconciler: 404 on the action falls back to reading the holder") {
     Harness h;
     h.start();

@@ -1,0 +1,654 @@
+// DigitalOceanProvider, the metadata id look-up and tag peer discovery over loopback against
+// tests/fakes/fake_do_api.py: every classification row with the real HTTP stack in between.
+#include "provider/digitalocean_provider.hpp"
+
+#include <doctest/doctest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+
+#include "fake_do_api.hpp"
+#include "http_test_server.hpp"
+#include "provider/droplet_metadata.hpp"
+#include "provider/provider.hpp"
+#include "provider/tag_peers.hpp"
+
+using namespace std::chrono_literals;
+using failoverd::ActionStatus;
+using failoverd::CallProvider;
+using failoverd::Config;
+using failoverd::CurlMulti;
+using failoverd::DigitalOceanProvider;
+using failoverd::Duration;
+using failoverd::EventLoop;
+using failoverd::ProviderIdentity;
+using failoverd::ProviderOp;
+using failoverd::ProviderOutcome;
+using failoverd::ProviderReplied;
+using failoverd::ProviderType;
+using failoverd::testing::FakeDoApi;
+using failoverd::testing::kFakeDroplet1;
+using failoverd::testing::kFakeDroplet2;
+using failoverd::testing::kFakeGoodToken;
+using failoverd::testing::kFakeIp;
+using failoverd::testing::kFakeReadOnlyToken;
+
+namespace {
+
+constexpr Duration kWait = 60s;
+
+class LogCapture {
+  public:
+    LogCapture() : sink_(std::make_shared<spdlog::sinks::ostream_sink_mt>(stream_)) {
+        logger_ = spdlog::default_logger();
+        previous_level_ = logger_->level();
+        logger_->set_level(spdlog::level::debug);
+        sink_->set_level(spdlog::level::debug);
+        logger_->sinks().push_back(sink_);
+    }
+    ~LogCapture() {
+        auto& sinks = logger_->sinks();
+        sinks.erase(std::remove(sinks.begin(), sinks.end(), sink_), sinks.end());
+        logger_->set_level(previous_level_);
+    }
+    LogCapture(const LogCapture&) = delete;
+    LogCapture& operator=(const LogCapture&) = delete;
+
+    std::string text() {
+        logger_->flush();
+        return stream_.str();
+    }
+
+  private:
+    std::ostringstream stream_;
+    std::shared_ptr<spdlog::sinks::ostream_sink_mt> sink_;
+    std::shared_ptr<spdlog::logger> logger_;
+    spdlog::level::level_enum previous_level_ = spdlog::level::info;
+};
+
+Config make_config(const FakeDoApi& fake, const std::string& token_file) {
+    Config c;
+    c.node.name = "n1";
+    c.node.listen = {"0.0.0.0", 5405, 0};
+    c.provider.type = ProviderType::DigitalOcean;
+    c.provider.token_file = token_file;
+    c.provider.droplet_id = "auto";
+    c.provider.api_base_url = fake.api_url();
+    c.provider.metadata_base_url = fake.metadata_url_for(kFakeDroplet1);
+    c.provider.request_timeout = 5s;
+    return c;
+}
+
+// The fake, a loop, curl and a provider acting as droplet 1 (and optionally a second one as
+// droplet 2, the competing node).
+struct Harness {
+    explicit Harness(const std::string& token = kFakeGoodToken) {
+        config = make_config(fake, fake.write_token_file("token", token));
+        provider = std::make_unique<DigitalOceanProvider>(loop, curl, config.provider,
+                                                          std::to_string(kFakeDroplet1));
+    }
+
+    ProviderReplied call(DigitalOceanProvider& p, ProviderOp op, const std::string& ip = kFakeIp,
+                         const std::string& action_id = "") {
+        CallProvider c;
+        c.instance = "web";
+        c.request_id = ++next_request_id;
+        c.op = op;
+        c.ip = ip;
+        c.action_id = action_id;
+        std::optional<ProviderReplied> reply;
+        p.call(c, [&](ProviderReplied r) { reply = std::move(r); });
+        CHECK_FALSE(reply.has_value());  // never answered inline
+        REQUIRE(loop.run_until([&] { return reply.has_value(); }, kWait));
+        CHECK(reply->instance == "web");
+        CHECK(reply->request_id == c.request_id);
+        details.push_back(reply->detail);
+        return *reply;
+    }
+    ProviderReplied call(ProviderOp op, const std::string& ip = kFakeIp,
+                         const std::string& action_id = "") {
+        return call(*provider, op, ip, action_id);
+    }
+
+    // Checks `done` every 20 ms (each check may make calls) until it holds or kWait passes.
+    bool poll(const std::function<bool()>& done) {
+        const auto until = std::chrono::steady_clock::now() + kWait;
+        while (std::chrono::steady_clock::now() < until) {
+            if (done()) {
+                return true;
+            }
+            bool ticked = false;
+            failoverd::Timer tick(loop, [&] { ticked = true; });
+            tick.arm_after(20ms);
+            loop.run_until([&] { return ticked; }, kWait);
+        }
+        return false;
+    }
+
+    // Polls the action until it is no longer pending; returns the last reply.
+    ProviderReplied poll_action(DigitalOceanProvider& p, const std::string& action_id) {
+        ProviderReplied r;
+        REQUIRE(poll([&] {
+            r = call(p, ProviderOp::ReadAction, kFakeIp, action_id);
+            return r.outcome != ProviderOutcome::Ok || r.action_status != ActionStatus::Pending;
+        }));
+        return r;
+    }
+
+    std::unique_ptr<DigitalOceanProvider> second(const std::string& token = kFakeGoodToken) {
+        Config c = make_config(fake, fake.write_token_file("token2", token));
+        return std::make_unique<DigitalOceanProvider>(loop, curl, c.provider,
+                                                      std::to_string(kFakeDroplet2));
+    }
+
+    EventLoop loop;
+    CurlMulti curl{loop};
+    FakeDoApi fake;
+    Config config;
+    std::unique_ptr<DigitalOceanProvider> provider;
+    std::uint64_t next_request_id = 0;
+    std::vector<std::string> details;
+};
+
+std::string self() {
+    return std::to_string(kFakeDroplet1);
+}
+
+}  // namespace
+
+TEST_CASE("DigitalOceanProvider: reads the holder, unassigned and after an external move") {
+    Harness h;
+    const auto empty = h.call(ProviderOp::ReadHolder);
+    CHECK(empty.outcome == ProviderOutcome::Ok);
+    CHECK(empty.http_status == 200);
+    CHECK(empty.holder.empty());
+    CHECK_FALSE(empty.locked);
+    CHECK(empty.detail.find("(request ") != std::string::npos);
+
+    h.fake.set_holder(kFakeIp, kFakeDroplet2);
+    const auto moved = h.call(ProviderOp::ReadHolder);
+    CHECK(moved.outcome == ProviderOutcome::Ok);
+    CHECK(moved.holder == std::to_string(kFakeDroplet2));
+
+    const auto start = std::chrono::steady_clock::now();
+    constexpr int kReads = 20;
+    for (int i = 0; i < kReads; ++i) {
+        CHECK(h.call(ProviderOp::ReadHolder).outcome == ProviderOutcome::Ok);
+    }
+    MESSAGE("read-holder on a kept-alive connection: "
+            << std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+                       .count() /
+                   kReads
+            << " ms per call");
+
+    const auto status = h.provider->status();
+    CHECK(status.at("type") == "digitalocean");
+    CHECK(status.at("identity") == self());
+    CHECK(status.at("calls") == 2 + kReads);
+    CHECK(status.at("rate_limit").at("limit").get<int>() > 0);
+    CHECK(status.at("rate_limit").contains("remaining"));
+    CHECK(status.at("last_error").is_null());
+}
+
+TEST_CASE("DigitalOceanProvider: assign, poll the action to completion, holder is self") {
+    Harness h;
+    const auto start = std::chrono::steady_clock::now();
+    const auto assign = h.call(ProviderOp::Assign);
+    REQUIRE(assign.outcome == ProviderOutcome::Ok);
+    CHECK(assign.http_status == 201);
+    CHECK_FALSE(assign.action_id.empty());
+    CHECK(std::stoll(assign.action_id) > 2147483648LL);  // ids above 2^31 survive
+    const auto posted = std::chrono::steady_clock::now();
+
+    const auto locked = h.call(ProviderOp::ReadHolder);
+    CHECK(locked.outcome == ProviderOutcome::Ok);
+
+    const auto done = h.poll_action(*h.provider, assign.action_id);
+    CHECK(done.outcome == ProviderOutcome::Ok);
+    CHECK(done.action_status == ActionStatus::Completed);
+    CHECK(done.action_id == assign.action_id);
+
+    const auto holder = h.call(ProviderOp::ReadHolder);
+    CHECK(holder.outcome == ProviderOutcome::Ok);
+    CHECK(holder.holder == self());
+    CHECK_FALSE(holder.locked);
+    const auto end = std::chrono::steady_clock::now();
+    MESSAGE("assign POST round trip "
+            << std::chrono::duration<double, std::milli>(posted - start).count()
+            << " ms; assign + poll + verify with 50-100 ms action delay "
+            << std::chrono::duration<double, std::milli>(end - start).count() << " ms");
+    CHECK(h.fake.holder() == kFakeDroplet1);
+    const auto log = h.fake.holder_log();
+    REQUIRE(log.size() == 1);
+    CHECK(log[0].at("to") == kFakeDroplet1);
+    CHECK(log[0].at("by") == "ci");
+    // The id goes out as an integer and connections are reused.
+    const auto requests = h.fake.request_log();
+    const auto post = std::find_if(requests.begin(), requests.end(),
+                                   [](const auto& r) { return r.at("method") == "POST"; });
+    REQUIRE(post != requests.end());
+    CHECK(post->at("droplet_id") == kFakeDroplet1);
+}
+
+TEST_CASE("DigitalOceanProvider: re-assigning to the holder is rejected; the holder is self") {
+    Harness h;
+    h.fake.set_holder(kFakeIp, kFakeDroplet1);
+    const auto again = h.call(ProviderOp::Assign);
+    CHECK(again.outcome == ProviderOutcome::Rejected);
+    CHECK(again.http_status == 422);
+    CHECK(again.detail.find("unprocessable_entity") != std::string::npos);
+    // The core's rule: after a rejected assign it re-reads, and holder == self is success.
+    const auto read = h.call(ProviderOp::ReadHolder);
+    CHECK(read.holder == self());
+}
+
+TEST_CASE("DigitalOceanProvider: a pending event on the IP or the droplet is Locked") {
+    Harness h;
+    h.fake.post_options({{"action_result", "never"}});
+    auto other = h.second();
+    const auto first = h.call(*other, ProviderOp::Assign);
+    REQUIRE(first.outcome == ProviderOutcome::Ok);
+    const auto read = h.call(ProviderOp::ReadHolder);
+    CHECK(read.locked);
+    const auto ip_busy = h.call(ProviderOp::Assign);
+    CHECK(ip_busy.outcome == ProviderOutcome::Locked);
+    CHECK(ip_busy.http_status == 422);
+    CHECK(ip_busy.detail.find("pending event") != std::string::npos);
+
+    h.fake.reset();
+    h.fake.droplet_busy(kFakeDroplet1, 600);
+    const auto droplet_busy = h.call(ProviderOp::Assign);
+    CHECK(droplet_busy.outcome == ProviderOutcome::Locked);
+    CHECK(droplet_busy.detail.find("Droplet already has a pending event") != std::string::npos);
+}
+
+TEST_CASE("DigitalOceanProvider: 429 is RateLimited with retry_after") {
+    Harness h;
+    SUBCASE("injected 429 with retry-after") {
+        h.fake.post_fault({{"route", "read_ip"}, {"kind", "429"}, {"retry_after", 7}});
+        const auto r = h.call(ProviderOp::ReadHolder);
+        CHECK(r.outcome == ProviderOutcome::RateLimited);
+        CHECK(r.http_status == 429);
+        CHECK(r.retry_after == 7s);
+        CHECK(h.provider->last_rate_limit().remaining == 0);
+    }
+    SUBCASE("burst limit trips with retry-after") {
+        h.fake.post_options({{"burst_limit", 3}});
+        ProviderReplied r;
+        for (int i = 0; i < 4; ++i) {
+            r = h.call(ProviderOp::ReadHolder);
+        }
+        CHECK(r.outcome == ProviderOutcome::RateLimited);
+        REQUIRE(r.retry_after.has_value());
+        CHECK(*r.retry_after >= 1s);
+        CHECK(*r.retry_after <= 60s);
+    }
+    SUBCASE("hourly limit: no retry-after, waits for ratelimit-reset") {
+        h.fake.post_options({{"hourly_limit", 2}});
+        ProviderReplied r;
+        for (int i = 0; i < 3; ++i) {
+            r = h.call(ProviderOp::Assign);
+        }
+        CHECK(r.outcome == ProviderOutcome::RateLimited);
+        REQUIRE(r.retry_after.has_value());
+        // The oldest request expires an hour after it was made (minus test time, clock skew).
+        CHECK(*r.retry_after > 3000s);
+        CHECK(*r.retry_after <= std::chrono::hours(1));
+    }
+}
+
+TEST_CASE("DigitalOceanProvider: 5xx, hangs, drops and truncated bodies are Transient") {
+    Harness h;
+    for (const char* kind : {"500", "502", "503", "504"}) {
+        CAPTURE(kind);
+        h.fake.post_fault({{"route", "read_ip"}, {"kind", kind}});
+        const auto r = h.call(ProviderOp::ReadHolder);
+        CHECK(r.outcome == ProviderOutcome::Transient);
+        CHECK(r.http_status == std::stoi(kind));
+        CHECK(r.detail.find("HTTP " + std::string(kind)) == 0);
+        CHECK(r.detail.find("(request ") != std::string::npos);
+    }
+    // Two drops: libcurl itself retries once when a reused connection dies before any byte
+    // of the answer (see the next test).
+    h.fake.post_fault({{"route", "assign"}, {"kind", "drop"}, {"count", 2}});
+    const auto drop = h.call(ProviderOp::Assign);
+    CHECK(drop.outcome == ProviderOutcome::Transient);
+    CHECK(drop.http_status == 0);
+    CHECK(drop.detail.rfind("transport error: ", 0) == 0);
+    CHECK(h.fake.holder() == std::nullopt);  // a plain drop changes nothing
+
+    h.fake.post_fault({{"route", "read_action"}, {"kind", "truncate"}});
+    h.fake.post_options({{"action_result", "never"}});
+    const auto posted = h.call(ProviderOp::Assign);
+    REQUIRE(posted.outcome == ProviderOutcome::Ok);
+    const auto truncated = h.call(ProviderOp::ReadAction, kFakeIp, posted.action_id);
+    CHECK(truncated.outcome == ProviderOutcome::Transient);
+    CHECK(truncated.http_status == 200);
+    CHECK(truncated.detail.find("unreadable action") != std::string::npos);
+}
+
+TEST_CASE("DigitalOceanProvider: libcurl re-sends a request whose reused connection died") {
+    // Documented here because it shapes what the core sees after an ambiguous POST: on a
+    // kept-alive connection, a drop before any response byte is retried by libcurl on a fresh
+    // connection, so a committed-then-dropped assign comes back as the 422 of its own pending
+    // action (Locked) or, if that already completed, as Rejected; never as a second move.
+    Harness h;
+    REQUIRE(h.call(ProviderOp::ReadHolder).outcome == ProviderOutcome::Ok);  // warm connection
+    h.fake.post_options({{"action_result", "never"}});
+    h.fake.post_fault({{"route", "assign"}, {"kind", "commit_then_drop"}});
+    const auto r = h.call(ProviderOp::Assign);
+    CHECK((r.outcome == ProviderOutcome::Locked || r.outcome == ProviderOutcome::Transient));
+    CHECK(h.fake.state().at("counters").at("assign_posts").get<int>() >= 1);
+    const auto read = h.call(ProviderOp::ReadHolder);
+    CHECK(read.locked);
+}
+
+TEST_CASE("DigitalOceanProvider: a hang past request_timeout is Transient within the timeout") {
+    Harness h;
+    h.config.provider.request_timeout = 300ms;
+    auto fast = std::make_unique<DigitalOceanProvider>(h.loop, h.curl, h.config.provider, self());
+    h.fake.post_fault({{"route", "read_ip"}, {"kind", "hang"}, {"hang_seconds", 10}});
+    const auto start = std::chrono::steady_clock::now();
+    const auto r = h.call(*fast, ProviderOp::ReadHolder);
+    const auto took = std::chrono::steady_clock::now() - start;
+    CHECK(r.outcome == ProviderOutcome::Transient);
+    CHECK(r.http_status == 0);
+    CHECK(r.detail.rfind("timed out", 0) == 0);
+    CHECK(took < 5s);
+    // The next call on a fresh connection works.
+    CHECK(h.call(*fast, ProviderOp::ReadHolder).outcome == ProviderOutcome::Ok);
+}
+
+TEST_CASE("DigitalOceanProvider: commit_then_drop is Transient, and a read shows the IP moving") {
+    Harness h;
+    h.fake.post_fault({{"route", "assign"}, {"kind", "commit_then_drop"}});
+    const auto lost = h.call(ProviderOp::Assign);
+    CHECK(lost.outcome == ProviderOutcome::Transient);
+    CHECK(lost.http_status == 0);
+    // The POST happened: the IP is locked by our action, or already ours.
+    const auto read = h.call(ProviderOp::ReadHolder);
+    CHECK(read.outcome == ProviderOutcome::Ok);
+    CHECK((read.locked || read.holder == self()));
+    REQUIRE(h.poll([&] { return h.call(ProviderOp::ReadHolder).holder == self(); }));
+    // Posting again now would be a 422: the core reads first and finds itself.
+    CHECK(h.call(ProviderOp::Assign).outcome == ProviderOutcome::Rejected);
+}
+
+TEST_CASE("DigitalOceanProvider: bad token and read-only token are Unauthorized") {
+    SUBCASE("unknown token, upper and lower case error id") {
+        Harness h("dop_v1_not_a_known_token");
+        const auto r = h.call(ProviderOp::ReadHolder);
+        CHECK(r.outcome == ProviderOutcome::Unauthorized);
+        CHECK(r.http_status == 401);
+        CHECK(r.detail.find("HTTP 401 Unauthorized") == 0);
+        h.fake.post_options({{"unauthorized_lowercase", true}});
+        const auto lower = h.call(ProviderOp::Assign);
+        CHECK(lower.outcome == ProviderOutcome::Unauthorized);
+        CHECK(lower.detail.find("HTTP 401 unauthorized") == 0);
+        const auto status = h.provider->status();
+        CHECK(status.at("last_error").at("http_status") == 401);
+        CHECK_FALSE(status.at("last_error").at("request_id").get<std::string>().empty());
+        CHECK(status.at("outcomes").at("unauthorized") == 2);
+    }
+    SUBCASE("read-only token may read but not assign") {
+        Harness h(kFakeReadOnlyToken);
+        CHECK(h.call(ProviderOp::ReadHolder).outcome == ProviderOutcome::Ok);
+        const auto r = h.call(ProviderOp::Assign);
+        CHECK(r.outcome == ProviderOutcome::Unauthorized);
+        CHECK(r.http_status == 403);
+        CHECK(r.detail.find("forbidden") != std::string::npos);
+    }
+}
+
+TEST_CASE("DigitalOceanProvider: unknown IP and a BYOIP action are NotFound") {
+    Harness h;
+    const auto unknown = h.call(ProviderOp::ReadHolder, "192.0.2.99");
+    CHECK(unknown.outcome == ProviderOutcome::NotFound);
+    CHECK(unknown.http_status == 404);
+
+    h.fake.post_options({{"byoip_404", true}});
+    const auto posted = h.call(ProviderOp::Assign);
+    REQUIRE(posted.outcome == ProviderOutcome::Ok);
+    const auto action = h.call(ProviderOp::ReadAction, kFakeIp, posted.action_id);
+    CHECK(action.outcome == ProviderOutcome::NotFound);
+    // The core falls back to the holder, which gets there anyway.
+    REQUIRE(h.poll([&] { return h.call(ProviderOp::ReadHolder).holder == self(); }));
+}
+
+TEST_CASE("DigitalOceanProvider: token file rules") {
+    FakeDoApi fake;
+    EventLoop loop;
+    CurlMulti curl(loop);
+    Config c = make_config(fake, fake.write_token_file("open", kFakeGoodToken, 0644));
+    try {
+        DigitalOceanProvider p(loop, curl, c.provider, self());
+        FAIL("a group-readable token file was accepted");
+    } catch (const std::runtime_error& e) {
+        const std::string what = e.what();
+        CHECK(what.find(c.provider.token_file) != std::string::npos);
+        CHECK(what.find("0644") != std::string::npos);
+        CHECK(what.find(kFakeGoodToken) == std::string::npos);
+    }
+    c.provider.token_file = fake.write_token_file("empty", "  ", 0600);
+    CHECK_THROWS_WITH_AS(DigitalOceanProvider(loop, curl, c.provider, self()),
+                         doctest::Contains("is empty"), std::runtime_error);
+    c.provider.token_file = fake.dir() + "/missing";
+    CHECK_THROWS_AS(DigitalOceanProvider(loop, curl, c.provider, self()), std::runtime_error);
+    c.provider.token_file = fake.write_token_file("ok", std::string("\n  ") + kFakeGoodToken, 0400);
+    CHECK_THROWS_AS(DigitalOceanProvider(loop, curl, c.provider, "auto"), std::invalid_argument);
+    DigitalOceanProvider ok(loop, curl, c.provider, self());
+    CHECK(ok.identity() == self());
+}
+
+TEST_CASE("DigitalOceanProvider: cancel_all answers nothing more") {
+    Harness h;
+    h.fake.post_fault({{"route", "read_ip"}, {"kind", "hang"}, {"hang_seconds", 10}});
+    bool answered = false;
+    CallProvider c;
+    c.instance = "web";
+    c.request_id = 1;
+    c.ip = kFakeIp;
+    h.provider->call(c, [&](ProviderReplied) { answered = true; });
+    c.op = ProviderOp::ReadAction;
+    c.action_id = "not-an-id";
+    h.provider->call(c, [&](ProviderReplied) { answered = true; });
+    CHECK(h.provider->in_flight() == 1);
+    h.provider->cancel_all();
+    CHECK(h.provider->in_flight() == 0);
+    CHECK(h.curl.active() == 0);
+    // Posted answers run in FIFO order: once this marker ran, the dropped one would have too.
+    bool marker = false;
+    h.loop.post([&] { marker = true; });
+    REQUIRE(h.loop.run_until([&] { return marker; }, kWait));
+    CHECK_FALSE(answered);
+}
+
+TEST_CASE("droplet metadata: the id, also after the service refused at first") {
+    EventLoop loop;
+    CurlMulti curl(loop);
+    FakeDoApi fake;
+    std::optional<std::int64_t> id;
+    std::string error;
+    bool done = false;
+    auto finish = [&](std::optional<std::int64_t> i, std::string e) {
+        id = i;
+        error = std::move(e);
+        done = true;
+    };
+    failoverd::fetch_droplet_id(loop, curl, fake.metadata_url_for(kFakeDroplet2), loop.now() + 30s,
+                                finish);
+    CHECK_FALSE(done);
+    REQUIRE(loop.run_until([&] { return done; }, kWait));
+    CHECK(id == kFakeDroplet2);
+    CHECK(error.empty());
+
+    done = false;
+    fake.post_options({{"metadata_mode", "refuse"}});
+    const auto started = curl.requests_started();
+    failoverd::fetch_droplet_id(loop, curl, fake.metadata_url_for(kFakeDroplet1), loop.now() + 60s,
+                                finish);
+    // Once a refused attempt has been retried, the service comes up.
+    REQUIRE(loop.run_until([&] { return curl.requests_started() >= started + 2 || done; }, kWait));
+    CHECK_FALSE(done);
+    fake.post_options({{"metadata_mode", "ok"}});
+    REQUIRE(loop.run_until([&] { return done; }, kWait));
+    CHECK(id == kFakeDroplet1);
+
+    done = false;
+    fake.post_options({{"metadata_mode", "500"}});
+    failoverd::fetch_droplet_id(loop, curl, fake.metadata_url_for(kFakeDroplet1),
+                                loop.now() + 1500ms, finish);
+    REQUIRE(loop.run_until([&] { return done; }, kWait));
+    CHECK_FALSE(id.has_value());
+    CAPTURE(error);
+    CHECK(error.find("metadata service " + fake.metadata_url_for(kFakeDroplet1)) == 0);
+    CHECK(error.find("attempt(s): HTTP 500") != std::string::npos);
+}
+
+TEST_CASE("resolve_provider_identity: metadata id and peers from the tag, self excluded") {
+    EventLoop loop;
+    CurlMulti curl(loop);
+    FakeDoApi fake;
+    Config c = make_config(fake, fake.write_token_file("token", kFakeReadOnlyToken));
+    c.cluster.peers_from_tag = "failoverd";
+    c.node.listen.port = 6000;
+    std::optional<ProviderIdentity> identity;
+    std::string error;
+    bool done = false;
+    auto finish = [&](std::optional<ProviderIdentity> i, std::string e) {
+        identity = std::move(i);
+        error = std::move(e);
+        done = true;
+    };
+    failoverd::resolve_provider_identity(c, loop, curl, 30s, finish);
+    CHECK_FALSE(done);
+    REQUIRE(loop.run_until([&] { return done; }, kWait));
+    REQUIRE_MESSAGE(identity.has_value(), error);
+    CHECK(identity->provider_id == self());
+    REQUIRE(identity->tag_peers.size() == 1);
+    CHECK(identity->tag_peers[0].host == "10.77.0.2");
+    CHECK(identity->tag_peers[0].port == 6000);
+
+    SUBCASE("a configured droplet id skips the metadata service") {
+        c.provider.droplet_id = std::to_string(kFakeDroplet2);
+        c.provider.metadata_base_url = "http://127.0.0.1:1";
+        done = false;
+        failoverd::resolve_provider_identity(c, loop, curl, 30s, finish);
+        REQUIRE(loop.run_until([&] { return done; }, kWait));
+        REQUIRE_MESSAGE(identity.has_value(), error);
+        CHECK(identity->provider_id == std::to_string(kFakeDroplet2));
+        REQUIRE(identity->tag_peers.size() == 1);
+        CHECK(identity->tag_peers[0].host == "10.77.0.1");
+    }
+    SUBCASE("a 5xx during discovery is retried") {
+        fake.post_fault({{"route", "droplets"}, {"kind", "503"}, {"count", 2}});
+        done = false;
+        failoverd::resolve_provider_identity(c, loop, curl, 30s, finish);
+        REQUIRE(loop.run_until([&] { return done; }, kWait));
+        REQUIRE_MESSAGE(identity.has_value(), error);
+        CHECK(identity->tag_peers.size() == 1);
+    }
+    SUBCASE("a bad token fails at once, without showing it") {
+        c.provider.token_file = fake.write_token_file("bad", "dop_v1_revoked_secret");
+        done = false;
+        const auto before = fake.request_log().size();
+        failoverd::resolve_provider_identity(c, loop, curl, 30s, finish);
+        REQUIRE(loop.run_until([&] { return done; }, kWait));
+        CHECK_FALSE(identity.has_value());
+        CHECK(error.find("refused the token") != std::string::npos);
+        CHECK(error.find("HTTP 401") != std::string::npos);
+        CHECK(error.find("dop_v1_revoked_secret") == std::string::npos);
+        // Not retried: exactly one more request reaches the log.
+        failoverd::testing::poll_until(
+            loop, [&] { return fake.request_log().size() >= before + 1; }, kWait);
+        CHECK(fake.request_log().size() == before + 1);
+    }
+    SUBCASE("a tag no droplet carries fails") {
+        c.cluster.peers_from_tag = "nobody";
+        done = false;
+        failoverd::resolve_provider_identity(c, loop, curl, 30s, finish);
+        REQUIRE(loop.run_until([&] { return done; }, kWait));
+        CHECK_FALSE(identity.has_value());
+        CHECK(error.find("no droplet carries the tag") != std::string::npos);
+    }
+    SUBCASE("a droplet id that is not a number fails") {
+        c.provider.droplet_id = "web-1";
+        done = false;
+        failoverd::resolve_provider_identity(c, loop, curl, 30s, finish);
+        CHECK_FALSE(done);
+        REQUIRE(loop.run_until([&] { return done; }, kWait));
+        CHECK_FALSE(identity.has_value());
+        CHECK(error.find("'web-1'") != std::string::npos);
+    }
+}
+
+TEST_CASE("tag peers: private address preferred, public as fallback, self and duplicates out") {
+    std::vector<failoverd::digitalocean::Droplet> droplets(4);
+    droplets[0] = {1, "self", "nyc3", "10.0.0.1", "198.51.100.1", {}};
+    droplets[1] = {2, "a", "nyc3", "10.0.0.2", "198.51.100.2", {}};
+    droplets[2] = {3, "b", "nyc3", "", "198.51.100.3", {}};
+    droplets[3] = {4, "c", "nyc3", "", "", {}};
+    const auto peers = failoverd::tag_peer_endpoints(droplets, 1, 5405);
+    REQUIRE(peers.size() == 2);
+    CHECK(peers[0].to_string() == "10.0.0.2:5405");
+    CHECK(peers[1].to_string() == "198.51.100.3:5405");
+}
+
+TEST_CASE("DigitalOceanProvider: the token appears in no log, detail or status") {
+    LogCapture logs;
+    Harness h;
+    h.fake.post_fault({{"route", "any"}, {"kind", "500"}, {"count", 2}});
+    h.call(ProviderOp::ReadHolder);
+    h.call(ProviderOp::Assign);
+    h.fake.post_fault({{"route", "read_ip"}, {"kind", "502"}});
+    h.call(ProviderOp::ReadHolder);
+    h.fake.post_fault({{"route", "read_ip"}, {"kind", "429"}, {"retry_after", 3}});
+    h.call(ProviderOp::ReadHolder);
+    h.call(ProviderOp::ReadAction, kFakeIp, "999999");
+    h.call(ProviderOp::ReadHolder);  // succeeds: "succeeded again" line
+    auto bad = h.second("dop_v1_wrong_secret_value");
+    h.call(*bad, ProviderOp::ReadHolder);
+    h.call(*bad, ProviderOp::Assign);
+
+    const std::string text = logs.text();
+    CHECK(text.find("[web] provider read-holder " + std::string(kFakeIp) +
+                    " failed (transient): HTTP 500 server_error") != std::string::npos);
+    CHECK(text.find("failed (unauthorized): HTTP 401") != std::string::npos);
+    CHECK(text.find("succeeded again") != std::string::npos);
+    for (const char* token : {kFakeGoodToken, "dop_v1_wrong_secret_value"}) {
+        CAPTURE(token);
+        CHECK(text.find(token) == std::string::npos);
+        CHECK(h.provider->status().dump().find(token) == std::string::npos);
+        CHECK(bad->status().dump().find(token) == std::string::npos);
+        for (const auto& d : h.details) {
+            CHECK(d.find(token) == std::string::npos);
+        }
+    }
+    CHECK(text.find("Bearer") == std::string::npos);
+}
+
+TEST_CASE("make_provider: by type") {
+    FakeDoApi fake;
+    EventLoop loop;
+    CurlMulti curl(loop);
+    Config c = make_config(fake, fake.write_token_file("token", kFakeGoodToken));
+    auto p = failoverd::make_provider(c, loop, curl, self());
+    REQUIRE(p != nullptr);
+    CHECK(p->identity() == self());
+    CHECK(p->status().at("type") == "digitalocean");
+    c.provider.type = ProviderType::None;
+    CHECK(failoverd::make_provider(c, loop, curl, "") == nullptr);
+    c.provider.type = ProviderType::Exec;
+    c.provider.exec_command = {"/bin/true"};
+    auto e = failoverd::make_provider(c, loop, curl, "n1");
+    REQUIRE(e != nullptr);
+    CHECK(e->identity() == "n1");
+    CHECK(e->status().at("type") == "exec");
+}
