@@ -492,15 +492,7 @@ ProviderReplied classify(ProviderOp op, const ApiResponse& response, std::int64_
             r.locked = ip->locked;
             return r;
         }
-        case ProviderOp::Assign: {
-            const auto action = parse_action(response.body);
-            if (!action) {
-                return unreadable("action");
-            }
-            r.action_id = std::to_string(action->id);
-            r.action_status = action->status;
-            return r;
-        }
+        case ProviderOp::Assign:
         case ProviderOp::ReadAction: {
             const auto action = parse_action(response.body);
             if (!action) {

@@ -239,16 +239,7 @@ nlohmann::json DigitalOceanProvider::status() const {
     out["identity"] = droplet_id_text_;
     out["api_base_url"] = config_.api_base_url;
     out["calls"] = calls_;
-    std::uint64_t failures = 0;
-    nlohmann::json outcomes = nlohmann::json::object();
-    for (const auto& [outcome, n] : outcomes_) {
-        outcomes[std::string(to_string(outcome))] = n;
-        if (outcome != ProviderOutcome::Ok) {
-            failures += n;
-        }
-    }
-    out["failures"] = failures;
-    out["outcomes"] = outcomes;
+    add_outcome_counts(out, outcomes_);
     out["in_flight"] = in_flight_.size();
     nlohmann::json limit = nlohmann::json::object();
     if (rate_limit_.limit) {

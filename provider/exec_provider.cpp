@@ -204,16 +204,7 @@ nlohmann::json ExecProvider::status() const {
     out["identity"] = node_name_;
     out["command"] = config_.exec_command.empty() ? std::string() : config_.exec_command.front();
     out["calls"] = calls_;
-    std::uint64_t failures = 0;
-    nlohmann::json outcomes = nlohmann::json::object();
-    for (const auto& [outcome, n] : outcomes_) {
-        outcomes[std::string(to_string(outcome))] = n;
-        if (outcome != ProviderOutcome::Ok) {
-            failures += n;
-        }
-    }
-    out["failures"] = failures;
-    out["outcomes"] = outcomes;
+    add_outcome_counts(out, outcomes_);
     out["running"] = running_.size();
     out["releases"] = {{"started", releases_started_}, {"failed", releases_failed_}};
     nlohmann::json assigned = nlohmann::json::array();

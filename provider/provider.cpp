@@ -108,4 +108,18 @@ std::unique_ptr<Provider> make_provider(const Config& config, EventLoop& loop, C
     throw std::invalid_argument("unknown provider type");
 }
 
+void add_outcome_counts(nlohmann::json& out,
+                        const std::map<ProviderOutcome, std::uint64_t>& outcomes) {
+    std::uint64_t failures = 0;
+    nlohmann::json counts = nlohmann::json::object();
+    for (const auto& [outcome, n] : outcomes) {
+        counts[std::string(to_string(outcome))] = n;
+        if (outcome != ProviderOutcome::Ok) {
+            failures += n;
+        }
+    }
+    out["failures"] = failures;
+    out["outcomes"] = std::move(counts);
+}
+
 }  // namespace failoverd

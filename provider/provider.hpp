@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -49,6 +50,11 @@ class Provider {
     // its HTTP status and request id, the rate-limit headers last seen. Never the token.
     virtual nlohmann::json status() const = 0;
 };
+
+// Sets out["outcomes"] (replies by outcome) and out["failures"] (every outcome but Ok), for
+// the providers' status().
+void add_outcome_counts(nlohmann::json& out,
+                        const std::map<ProviderOutcome, std::uint64_t>& outcomes);
 
 // What start-up learns before the Node exists: the droplet id (`droplet_id = auto` asks the
 // metadata service, with retries) and, with `peers_from_tag`, the peers' private addresses.
