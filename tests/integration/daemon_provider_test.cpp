@@ -29,6 +29,7 @@
 
 #include "daemon/core/advert.hpp"
 #include "daemon/shell/daemon.hpp"
+#include "fake_do_api.hpp"
 
 using namespace std::chrono_literals;
 using failoverd::Config;
@@ -62,129 +63,35 @@ class TempDir {
     std::string path_;
 };
 
-size_t collect(char* data, size_t size, size_t count, void* user) {
-    static_cast<std::string*>(user)->append(data, size * count);
-    return size * count;
+json fake_setup() {
+    return json{{"droplets",
+                 {{{"id", kSelfId},
+                   {"name", "a"},
+                   {"region", "nyc3"},
+                   {"private_ip", "10.77.0.1"},
+                   {"tags", json::array({"failoverd"})}},
+                  {{"id", kPeerId},
+                   {"name", "b"},
+                   {"region", "nyc3"},
+                   {"private_ip", "10.77.0.2"},
+                   {"tags", json::array({"failoverd"})}},
+                  {{"id", kOutsiderId},
+                   {"name", "x"},
+                   {"region", "nyc3"},
+                   {"private_ip", "10.77.0.3"},
+                   {"tags", json::array({"other"})}}}},
+                {"reserved_ips", {{{"ip", kIp}, {"region", "nyc3"}, {"droplet_id", nullptr}}}},
+                {"options", {{"action_delay", 0.2}}}};
 }
 
-// The fake API and metadata service as a child process on 127.0.0.1 (ports chosen by the
-// kernel, learnt from its ready file). Control routes are asked with blocking curl: the test
-// calls them between loop runs, and the fake is threaded, so a hanging API route never blocks
-// them.
-class FakeApi {
+// The fake API and metadata service (tests/integration/fake_do_api.hpp) with this test's
+// droplets: a (this daemon), b (the test's peer) and x (outside the cluster).
+class FakeApi : public failoverd::testing::FakeDoApi {
   public:
-    explicit FakeApi(const TempDir& dir) {
-        const std::string setup = dir.path() + "/setup.json";
-        std::ofstream(setup) << json{
-            {"droplets",
-             {{{"id", kSelfId},
-               {"name", "a"},
-               {"region", "nyc3"},
-               {"private_ip", "10.77.0.1"},
-               {"tags", json::array({"failoverd"})}},
-              {{"id", kPeerId},
-               {"name", "b"},
-               {"region", "nyc3"},
-               {"private_ip", "10.77.0.2"},
-               {"tags", json::array({"failoverd"})}},
-              {{"id", kOutsiderId},
-               {"name", "x"},
-               {"region", "nyc3"},
-               {"private_ip", "10.77.0.3"},
-               {"tags", json::array({"other"})}}}},
-            {"reserved_ips", {{{"ip", kIp}, {"region", "nyc3"}, {"droplet_id", nullptr}}}},
-            {"options", {{"action_delay", 0.2}}}};
-        const std::string ready = dir.path() + "/fake.ready";
-        holder_log_ = dir.path() + "/holders.jsonl";
-        const std::string script = std::string(FAILOVERD_FAKES_DIR) + "/fake_do_api.py";
-        const std::string log = dir.path() + "/fake.log";
-        pid_ = ::fork();
-        REQUIRE(pid_ >= 0);
-        if (pid_ == 0) {
-            std::freopen(log.c_str(), "w", stderr);
-            ::execl("/usr/bin/python3", "python3", script.c_str(), "--setup", setup.c_str(),
-                    "--listen", "127.0.0.1:0", "--metadata-listen", "127.0.0.1:0", "--ready-file",
-                    ready.c_str(), "--holder-log", holder_log_.c_str(),
-                    static_cast<char*>(nullptr));
-            ::_exit(127);
-        }
-        const auto until = std::chrono::steady_clock::now() + kDeadline;
-        while (!std::filesystem::exists(ready)) {
-            int status = 0;
-            REQUIRE_MESSAGE(::waitpid(pid_, &status, WNOHANG) == 0,
-                            "the fake API exited; its log is " << log);
-            REQUIRE_MESSAGE(std::chrono::steady_clock::now() < until, "fake API not ready");
-            std::this_thread::sleep_for(20ms);  // polling the ready file, not waiting for time
-        }
-        json ports = json::parse(std::ifstream(ready));
-        api_port_ = ports["api_port"].get<int>();
-        metadata_port_ = ports["metadata_port"].get<int>();
-    }
-
-    ~FakeApi() {
-        ::kill(pid_, SIGKILL);  // threads may hang in an injected fault: no clean exit needed
-        int status = 0;
-        ::waitpid(pid_, &status, 0);
-    }
-
-    std::string api_url() const { return "http://127.0.0.1:" + std::to_string(api_port_); }
-    std::string metadata_url(std::int64_t droplet) const {
-        return "http://127.0.0.1:" + std::to_string(metadata_port_) + "/droplet/" +
-               std::to_string(droplet);
-    }
-
-    json control(const std::string& method, const std::string& path, const json& body = {}) {
-        CURL* easy = curl_easy_init();
-        REQUIRE(easy != nullptr);
-        std::string answer;
-        const std::string url = api_url() + path;
-        const std::string text = body.is_null() ? "" : body.dump();
-        curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
-        curl_easy_setopt(easy, CURLOPT_URL, url.c_str());
-        curl_easy_setopt(easy, CURLOPT_PROXY, "");
-        curl_easy_setopt(easy, CURLOPT_TIMEOUT, 10L);
-        curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, collect);
-        curl_easy_setopt(easy, CURLOPT_WRITEDATA, &answer);
-        if (method == "POST") {
-            curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
-            curl_easy_setopt(easy, CURLOPT_POSTFIELDS, text.c_str());
-        }
-        const CURLcode code = curl_easy_perform(easy);
-        long status = 0;
-        curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
-        curl_slist_free_all(headers);
-        curl_easy_cleanup(easy);
-        REQUIRE_MESSAGE(code == CURLE_OK,
-                        "fake control " << path << ": " << curl_easy_strerror(code));
-        REQUIRE_MESSAGE(status == 200,
-                        "fake control " << path << ": HTTP " << status << " " << answer);
-        return answer.empty() ? json::object() : json::parse(answer);
-    }
-
+    explicit FakeApi(const TempDir&) : FakeDoApi(fake_setup()) {}
+    std::string metadata_url(std::int64_t droplet) const { return metadata_url_for(droplet); }
     // The holder at the fake (0 = unassigned).
-    std::int64_t holder() {
-        const json ip = control("GET", "/_fake/state")["reserved_ips"][kIp];
-        return ip["droplet_id"].is_number() ? ip["droplet_id"].get<std::int64_t>() : 0;
-    }
-    json counters() { return control("GET", "/_fake/state")["counters"]; }
-
-    std::vector<json> holder_log() const {
-        std::vector<json> out;
-        std::ifstream in(holder_log_);
-        std::string line;
-        while (std::getline(in, line)) {
-            if (!line.empty()) {
-                out.push_back(json::parse(line));
-            }
-        }
-        return out;
-    }
-
-  private:
-    pid_t pid_ = -1;
-    int api_port_ = 0;
-    int metadata_port_ = 0;
-    std::string holder_log_;
+    std::int64_t holder() const { return FakeDoApi::holder(kIp).value_or(0); }
 };
 
 // Every log line while it lives, for checking what operators read (and what they never do).
