@@ -3,6 +3,7 @@
 // re-arm one timer to next_deadline(). No clock, socket, file, log or randomness in here.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -113,6 +114,11 @@ class Node {
         }
         return status_;
     }
+
+    // Node-wide counters, current without rebuilding status(): the shell reads them after
+    // every datagram, and a full rebuild per advert costs O(instances).
+    const std::array<std::uint64_t, kDropReasonCount>& drop_counts() const { return status_.drops; }
+    std::uint64_t adverts_accepted() const { return status_.adverts_received; }
 
     const std::string& name() const { return spec_.node_name; }
     const NodeSpec& spec() const { return spec_; }

@@ -452,17 +452,23 @@ std::vector<Endpoint> Daemon::all_peers(const Config& config) const {
     return out;
 }
 
-void Daemon::after_input() {
+void Daemon::after_input(bool only_if_acted) {
     if (!node_) {
         return;
     }
-    for (const Action& action : node_->take_actions()) {
+    const std::vector<Action> actions = node_->take_actions();
+    for (const Action& action : actions) {
         execute(action);
     }
     if (const auto deadline = node_->next_deadline()) {
         core_timer_.arm_at(*deadline);
     } else {
         core_timer_.disarm();
+    }
+    // The work below rebuilds the status, O(instances). An advert that changes nothing (the
+    // steady state: one per instance and interval) asks for no action and needs none of it.
+    if (actions.empty() && only_if_acted) {
+        return;
     }
     if (provider_) {
         log_provider_changes();
@@ -613,14 +619,14 @@ void Daemon::on_datagram(std::span<const std::uint8_t> bytes, std::size_t peer,
         return;
     }
     const Instant now = loop_.now();
-    const auto before = node_->status().drops;
-    const std::uint64_t accepted_before = node_->status().adverts_received;
+    const auto before = node_->drop_counts();
+    const std::uint64_t accepted_before = node_->adverts_accepted();
     node_->handle(
         AdvertReceived{std::vector<std::uint8_t>(bytes.begin(), bytes.end()), from.to_string()},
         now);
-    bool verified = node_->status().adverts_received != accepted_before;
+    bool verified = node_->adverts_accepted() != accepted_before;
     bool bad_mac = false;
-    const auto& after = node_->status().drops;
+    const auto& after = node_->drop_counts();
     for (std::size_t i = 0; i < kDropReasonCount; ++i) {
         if (after[i] != before[i]) {
             const auto reason = static_cast<DropReason>(i);
@@ -641,7 +647,7 @@ void Daemon::on_datagram(std::span<const std::uint8_t> bytes, std::size_t peer,
             auth.last_verified = now;
         }
     }
-    after_input();
+    after_input(true);
 }
 
 void Daemon::on_probe_result(const std::string& check, const health::ProbeResult& result) {

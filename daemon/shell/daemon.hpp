@@ -108,7 +108,9 @@ class Daemon {
     void start_health_round();
     void fail_start(const std::string& why);
     void start_node();
-    void after_input();
+    // Executes the core's actions and re-arms its timer; then logs provider changes and
+    // updates STATUS=, unless `only_if_acted` and the core asked for nothing.
+    void after_input(bool only_if_acted = false);
     void execute(const Action& action);
     void on_provider_reply(ProviderReplied reply);
     void log_provider_changes();
