@@ -30,6 +30,7 @@
 #include "daemon/core/advert.hpp"
 #include "daemon/shell/daemon.hpp"
 #include "fake_do_api.hpp"
+#include "log_capture.hpp"
 
 using namespace std::chrono_literals;
 using failoverd::Config;
@@ -39,6 +40,8 @@ using failoverd::Endpoint;
 using failoverd::InstanceConfig;
 using failoverd::ProviderType;
 using nlohmann::json;
+
+using failoverd::testing::LogCapture;
 
 namespace {
 
@@ -92,33 +95,6 @@ class FakeApi : public failoverd::testing::FakeDoApi {
     std::string metadata_url(std::int64_t droplet) const { return metadata_url_for(droplet); }
     // The holder at the fake (0 = unassigned).
     std::int64_t holder() const { return FakeDoApi::holder(kIp).value_or(0); }
-};
-
-// Every log line while it lives, for checking what operators read (and what they never do).
-class LogCapture {
-  public:
-    LogCapture() : sink_(std::make_shared<spdlog::sinks::ostream_sink_mt>(stream_)) {
-        logger_ = spdlog::default_logger();
-        previous_level_ = logger_->level();
-        logger_->set_level(spdlog::level::debug);
-        sink_->set_level(spdlog::level::debug);
-        logger_->sinks().push_back(sink_);
-    }
-    ~LogCapture() {
-        auto& sinks = logger_->sinks();
-        sinks.erase(std::remove(sinks.begin(), sinks.end(), sink_), sinks.end());
-        logger_->set_level(previous_level_);
-    }
-    std::string text() {
-        logger_->flush();
-        return stream_.str();
-    }
-
-  private:
-    std::ostringstream stream_;
-    std::shared_ptr<spdlog::sinks::ostream_sink_mt> sink_;
-    std::shared_ptr<spdlog::logger> logger_;
-    spdlog::level::level_enum previous_level_ = spdlog::level::info;
 };
 
 const std::vector<std::uint8_t> kKey(32, 0x42);

@@ -16,6 +16,7 @@
 
 #include "fake_do_api.hpp"
 #include "http_test_server.hpp"
+#include "log_capture.hpp"
 #include "provider/droplet_metadata.hpp"
 #include "provider/provider.hpp"
 #include "provider/tag_peers.hpp"
@@ -40,38 +41,11 @@ using failoverd::testing::kFakeGoodToken;
 using failoverd::testing::kFakeIp;
 using failoverd::testing::kFakeReadOnlyToken;
 
+using failoverd::testing::LogCapture;
+
 namespace {
 
 constexpr Duration kWait = 60s;
-
-class LogCapture {
-  public:
-    LogCapture() : sink_(std::make_shared<spdlog::sinks::ostream_sink_mt>(stream_)) {
-        logger_ = spdlog::default_logger();
-        previous_level_ = logger_->level();
-        logger_->set_level(spdlog::level::debug);
-        sink_->set_level(spdlog::level::debug);
-        logger_->sinks().push_back(sink_);
-    }
-    ~LogCapture() {
-        auto& sinks = logger_->sinks();
-        sinks.erase(std::remove(sinks.begin(), sinks.end(), sink_), sinks.end());
-        logger_->set_level(previous_level_);
-    }
-    LogCapture(const LogCapture&) = delete;
-    LogCapture& operator=(const LogCapture&) = delete;
-
-    std::string text() {
-        logger_->flush();
-        return stream_.str();
-    }
-
-  private:
-    std::ostringstream stream_;
-    std::shared_ptr<spdlog::sinks::ostream_sink_mt> sink_;
-    std::shared_ptr<spdlog::logger> logger_;
-    spdlog::level::level_enum previous_level_ = spdlog::level::info;
-};
 
 Config make_config(const FakeDoApi& fake, const std::string& token_file) {
     Config c;
