@@ -6,6 +6,9 @@ failoverd_build_packages=(
     python3 iproute2 procps curl
     dpkg-dev lintian systemd debootstrap systemd-container ruby
 )
+# A real Docker engine per node namespace in the e2e tests, the demo and the benchmarks
+# (tests/docker): the engine, and BusyBox for the app image built offline.
+failoverd_docker_packages=(docker.io busybox-static)
 
 ensure_packages() {
     local missing=()

@@ -26,6 +26,7 @@ E2E_ID="fo$$"
 E2E_WORK=$(mktemp -d /tmp/failoverd-e2e.XXXXXX)
 E2E_NAMESPACES=()
 E2E_BACKGROUND=()           # pids of helpers (fake engines, servers)
+E2E_CLEANUP_HOOKS=()        # functions run first on exit, before anything is killed
 declare -A E2E_PID=()       # node number -> failoverd pid
 E2E_NODE_COUNT=0
 E2E_STARTED_MS=$(($(date +%s%N) / 1000000))
@@ -34,6 +35,8 @@ E2E_RESERVED_IP=203.0.113.10
 E2E_DROPLET_BASE=3000000000
 E2E_API_ADDR=10.77.0.250
 E2E_API_PORT=""             # set by e2e_start_fake_api
+E2E_EDGE_ADDR=10.77.0.100   # the reserved IP's stand-in (E2E_EDGE_PORTS set: the fake's edge)
+E2E_EDGE_PORTS=${E2E_EDGE_PORTS:-}
 E2E_META_PORT=""
 E2E_QUIET=${E2E_QUIET:-0}
 
@@ -80,7 +83,11 @@ e2e_cleanup() {
     if [ "$rc" -ne 0 ] && { [ "$E2E_QUIET" != 1 ] || [ "$rc" -lt 128 ]; }; then
         e2e_dump
     fi
-    local pid ns
+    local pid ns hook
+    # Hooks stop what must end gracefully (Docker engines unmount what they mounted).
+    for hook in "${E2E_CLEANUP_HOOKS[@]}"; do
+        "$hook"
+    done
     {
         for pid in "${E2E_PID[@]}" "${E2E_BACKGROUND[@]}"; do
             kill -KILL "$pid"
@@ -344,6 +351,9 @@ e2e_expect() {
 # reserved IP $E2E_RESERVED_IP starts unassigned (E2E_FAKE_HOLDER=I puts it on node I). Each
 # node gets the token in $E2E_WORK/nI/do-token (mode 0600). OPTIONS_JSON goes to the fake's
 # options (default: actions complete after 0.5 s). Sets E2E_API_PORT and E2E_META_PORT.
+# With E2E_EDGE_PORTS (e.g. 8081-8083) the fake also runs the reserved-IP edge on
+# $E2E_EDGE_ADDR: each TCP connection to one of those ports goes to the same port of the node
+# that holds the IP at that moment (tests/fakes/README.md).
 e2e_start_fake_api() {
     local options=${1:-'{"action_delay": 0.5}'} ns="$E2E_ID-api" dir="$E2E_WORK/api" i token
     mkdir -p "$dir"
@@ -352,6 +362,13 @@ e2e_start_fake_api() {
     ip -n "$ns" link set lo up
     ip -n "$ns" link add eth0 type veth peer name vpa netns "$E2E_ID-br"
     ip -n "$ns" addr add "$E2E_API_ADDR/24" dev eth0
+    local edge=()
+    if [ -n "$E2E_EDGE_PORTS" ]; then
+        # The edge: connections to the reserved IP's stand-in go to the holder's own address.
+        ip -n "$ns" addr add "$E2E_EDGE_ADDR/24" dev eth0
+        edge=(--edge-listen "$E2E_EDGE_ADDR" --edge-ports "$E2E_EDGE_PORTS"
+            --edge-ip "$E2E_RESERVED_IP" --edge-log "$dir/edge.jsonl")
+    fi
     ip -n "$ns" link set eth0 up
     ip -n "$E2E_ID-br" link set vpa master br0
     ip -n "$E2E_ID-br" link set vpa up
@@ -379,7 +396,7 @@ EOF2
     ip netns exec "$ns" "$E2E_PYTHON" "$FAILOVERD_SOURCE_DIR/tests/fakes/fake_do_api.py" \
         --setup "$dir/setup.json" --listen "$E2E_API_ADDR:0" --metadata-listen "$E2E_API_ADDR:0" \
         --holder-log "$dir/holder.jsonl" --request-log "$dir/requests.jsonl" \
-        --ready-file "$dir/ready.json" >>"$dir/log" 2>&1 &
+        --ready-file "$dir/ready.json" "${edge[@]}" >>"$dir/log" 2>&1 &
     E2E_BACKGROUND+=($!)
     e2e_wait "the fake API's ready file" 20 test -s "$dir/ready.json"
     read -r E2E_API_PORT E2E_META_PORT < <("$E2E_PYTHON" -c '

@@ -1,44 +1,23 @@
 # Shared by the `failoverctl rollout` scenarios; source after lib.sh.
 #
-# Each node namespace runs failoverd (provider = digitalocean against the fake API), a fake
-# Docker engine with 3 containers, and an app server on :8080 that answers 200 while all of the
-# node's containers run (503 otherwise). A client in namespace $E2E_ID-client sends requests at
-# 50/s to whichever node the fake API says holds the reserved IP. The deploy command
-# ($E2E_WORK/deploy.sh HOST) stops the containers and the daemon, starts the "new version" of
-# both, and appends to $E2E_WORK/deploy.log; $E2E_WORK/break-nI makes it leave a container down.
+# Real containers behind the reserved-IP edge (real_lib.sh): each node namespace runs its own
+# Docker engine with 3 app containers and failoverd watching them (provider = digitalocean
+# against the fake API); a client sends 50 requests/s through the edge the whole time. The
+# deploy command ($E2E_WORK/deploy.sh HOST) stops the node's containers and daemon, starts the
+# daemon again and then the containers ("the new version"), and appends to
+# $E2E_WORK/deploy.log; $E2E_WORK/break-nI makes it leave web-3 down.
 
-ROLLOUT_CLIENT_ADDR=10.77.0.200
+source "$(dirname "${BASH_SOURCE[0]}")/real_lib.sh"
 
 # rollout_setup N: N nodes, node 1 the master (priority 150, the others 100 - i).
 rollout_setup() {
     local n=$1 i
-    E2E_PROVIDER=digitalocean
-    E2E_CHECKS="containers, app"
-    e2e_net "$n"
-    e2e_start_fake_api
+    real_setup "$n"
     mkdir -p "$E2E_WORK/hosts"
     for ((i = 1; i <= n; i++)); do
-        e2e_docker "$i" 3
-        e2e_config "$i" $((i == 1 ? 150 : 100 - i)) 100ms "$E2E_WORK/n$i/containers.conf"
         # The rollout names hosts by namespace; each finds its config through this link.
         ln -s "$E2E_WORK/n$i/failoverd.conf" "$E2E_WORK/hosts/$E2E_ID-n$i.conf"
-    done
-    e2e_start 1
-    e2e_wait "n1 MASTER" 20 e2e_role_is 1 MASTER
-    for ((i = 2; i <= n; i++)); do
-        e2e_start "$i"
-        e2e_wait "n$i BACKUP" 20 e2e_role_is "$i" BACKUP
-    done
-    e2e_wait "the IP on n1" 30 e2e_holder_is 1
-    for ((i = 1; i <= n; i++)); do
-        ip netns exec "$E2E_ID-n$i" "$E2E_PYTHON" "$FAILOVERD_SOURCE_DIR/tests/e2e/traffic.py" app \
-            --listen "10.77.0.$i:8080" --name "n$i" --docker-state "$E2E_WORK/n$i/docker.json" \
-            2>>"$E2E_WORK/n$i/app.log" &
-        E2E_BACKGROUND+=($!)
-    done
-    for ((i = 1; i <= n; i++)); do
-        e2e_wait "n$i's app server" 20 ip netns exec "$E2E_ID-n$i" \
-            curl -sf --max-time 2 -o /dev/null "http://10.77.0.$i:8080/"
+        echo "${DK_SOCK[$i]}" >"$E2E_WORK/n$i/docker.sockpath"
     done
     rollout_write_deploy
 }
@@ -52,18 +31,11 @@ set -euo pipefail
 host=\$1
 i=\${host##*-n}
 dir="$E2E_WORK/n\$i"
-containers() { # containers STATE_OF_THE_LAST
-    {
-        echo '{"containers": ['
-        echo '{"name": "web-1", "state": "'\$1'", "labels": {"app": "shop"}},'
-        echo '{"name": "web-2", "state": "'\$1'", "labels": {"app": "shop"}},'
-        echo '{"name": "web-3", "state": "'\$2'", "labels": {"app": "shop"}}'
-        echo ']}'
-    } >"\$dir/docker.json.tmp"
-    mv "\$dir/docker.json.tmp" "\$dir/docker.json"
-}
+docker() { /usr/bin/docker -H "unix://\$(cat "\$dir/docker.sockpath")" "\$@"; }
 echo "\$(date +%s.%N) start n\$i" >>"$E2E_WORK/deploy.log"
-containers exited exited
+names=\$(docker ps -a --filter label=app=shop --format '{{.Names}}' | sort)
+# shellcheck disable=SC2086 # one word per container name
+docker stop -t 1 \$names >/dev/null
 pid=\$(cat "\$dir/pid")
 kill -TERM "\$pid" 2>/dev/null || true
 for ((t = 0; t < 200; t++)); do
@@ -71,64 +43,34 @@ for ((t = 0; t < 200; t++)); do
     sleep 0.1
 done
 echo "==== deploy restart \$(date +%T.%N)" >>"\$dir/log"
-ip netns exec "\$host" setsid "$FAILOVERD_BIN" --config "\$dir/failoverd.conf" --log-level debug \
+ip netns exec "\$host" setsid "$FAILOVERD_BIN" --config "\$dir/failoverd.conf" --log-level debug \\
     </dev/null >>"\$dir/log" 2>&1 &
 echo \$! >"\$dir/pid"
 if [ -e "$E2E_WORK/break-n\$i" ]; then
-    containers running exited
+    # shellcheck disable=SC2046
+    docker start \$(grep -vx web-3 <<<"\$names") >/dev/null
     echo "\$(date +%s.%N) done n\$i (web-3 left down)" >>"$E2E_WORK/deploy.log"
 else
-    containers running running
+    # shellcheck disable=SC2086
+    docker start \$names >/dev/null
     echo "\$(date +%s.%N) done n\$i" >>"$E2E_WORK/deploy.log"
 fi
 EOF
     chmod 755 "$E2E_WORK/deploy.sh"
 }
 
-# rollout_client_start: the client namespace on the bridge, and the client in it.
+# rollout_client_start / rollout_client_stop: the client through the edge; stop checks the
+# traffic invariants since the start (every answer after the last move came from the holder)
+# and sets ROLLOUT_FAILED, the requests refused, reset or answered with an error.
 rollout_client_start() {
-    local ns="$E2E_ID-client" i maps=()
-    if ! ip netns list | grep -q "^$ns\b"; then
-        ip netns add "$ns"
-        E2E_NAMESPACES+=("$ns")
-        ip -n "$ns" link set lo up
-        ip -n "$ns" link add eth0 type veth peer name vpc netns "$E2E_ID-br"
-        ip -n "$ns" addr add "$ROLLOUT_CLIENT_ADDR/24" dev eth0
-        ip -n "$ns" link set eth0 up
-        ip -n "$E2E_ID-br" link set vpc master br0
-        ip -n "$E2E_ID-br" link set vpc up
-    fi
-    for ((i = 1; i <= E2E_NODE_COUNT; i++)); do
-        maps+=(--map "$((E2E_DROPLET_BASE + i))=10.77.0.$i:8080")
-    done
-    rm -f "$E2E_WORK/traffic.json"
-    ip netns exec "$ns" "$E2E_PYTHON" "$FAILOVERD_SOURCE_DIR/tests/e2e/traffic.py" client \
-        --api "http://$E2E_API_ADDR:$E2E_API_PORT" --ip "$E2E_RESERVED_IP" "${maps[@]}" \
-        --rate 50 --timeout 2 --out "$E2E_WORK/traffic.json" 2>>"$E2E_WORK/client.log" &
-    ROLLOUT_CLIENT_PID=$!
-    E2E_BACKGROUND+=("$ROLLOUT_CLIENT_PID")
+    ROLLOUT_FROM=$(real_now)
+    real_client_start
 }
 
-# rollout_client_stop: stops the client and prints its summary line; sets ROLLOUT_UNHEALTHY
-# (requests that found the IP on a node without a healthy service, or on no node) and
-# ROLLOUT_SENT.
 rollout_client_stop() {
-    kill -TERM "$ROLLOUT_CLIENT_PID"
-    e2e_wait "the client's summary" 30 test -s "$E2E_WORK/traffic.json"
-    read -r ROLLOUT_SENT ROLLOUT_OK ROLLOUT_UNHEALTHY ROLLOUT_TIMEOUTS ROLLOUT_BY_NODE < <(
-        "$E2E_PYTHON" -c '
-import json, sys
-s = json.load(open(sys.argv[1]))
-f = s["failed"]
-print(s["sent"], s["ok"], f["unhealthy"] + f["no_holder"], f["timeout"],
-      ",".join("%s:%d" % kv for kv in sorted(s["by_node"].items())))
-' "$E2E_WORK/traffic.json")
-    e2e_log "traffic: $ROLLOUT_SENT requests, $ROLLOUT_OK answered ($ROLLOUT_BY_NODE)," \
-        "$ROLLOUT_UNHEALTHY found no healthy server, $ROLLOUT_TIMEOUTS timed out"
-    if [ "$ROLLOUT_UNHEALTHY" -ne 0 ]; then
-        "$E2E_PYTHON" -c 'import json, sys; [print("  ", f) for f in json.load(open(sys.argv[1]))["failures"][:20]]' \
-            "$E2E_WORK/traffic.json" >&2
-    fi
+    real_client_stop
+    real_invariants "$ROLLOUT_FROM" "$(real_now)" "n$(e2e_holder)" "$(real_last_move_time)"
+    ROLLOUT_FAILED=$REAL_FAILED
 }
 
 # rollout_run EXPECTED_EXIT ARGS...: failoverctl rollout over every node, through the

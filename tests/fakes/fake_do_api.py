@@ -5,12 +5,17 @@ Behaves like the live API as described in shared/reference/provider-apis.md §1 
 bearer tokens with scopes, reserved IPs whose assign/unassign actions complete after a
 configurable delay while the IP is locked, the known 422 refusals, per-token rate limits
 with headers and 429, injectable faults, and a metadata listener per droplet. Every holder
-change is appended to --holder-log as one JSON line. See tests/fakes/README.md for usage.
+change is appended to --holder-log as one JSON line. With --edge-listen it also stands in for
+DigitalOcean's network: an edge that forwards each TCP connection to the droplet holding the
+reserved IP at that moment. With --tls-cert/--tls-key the API port serves HTTPS.
+See tests/fakes/README.md for usage.
 """
 
 import argparse
+import asyncio
 import bisect
 import collections
+import errno
 import http.server
 import ipaddress
 import json
@@ -20,7 +25,8 @@ import random
 import re
 import signal
 import socket
-import socketserver
+import ssl
+import struct
 import sys
 import threading
 import time
@@ -57,6 +63,7 @@ DEFAULT_OPTIONS = {
     "metadata_mode": "ok",
     "metadata_hang_seconds": 60.0,
     "metadata_unassigned_ip": "empty",
+    "edge_during_action": "old",
 }
 FAULT_ROUTES = ("assign", "read_ip", "read_action", "droplets", "account", "any")
 FAULT_KINDS = ("500", "502", "503", "504", "hang", "drop", "commit_then_drop", "truncate", "429")
@@ -115,6 +122,9 @@ def validate_options(changes, current):
         elif key == "metadata_unassigned_ip":
             if value not in ("empty", "404"):
                 raise OptionError("metadata_unassigned_ip must be empty or 404")
+        elif key == "edge_during_action":
+            if value not in ("old", "new", "drop"):
+                raise OptionError("edge_during_action must be old, new or drop")
         merged[key] = value
     return merged
 
@@ -163,6 +173,7 @@ class State:
         self.stopping = False
         self.setup = setup
         self.next_action_id = FIRST_ACTION_ID
+        self.edge = None
         self.load(setup)
 
     def load(self, setup):
@@ -215,6 +226,7 @@ class State:
         self.rate_log = {}
         self.counters = {"requests": 0, "assign_posts": 0, "unassign_posts": 0, "moves": 0,
                          "external_moves": 0, "by_status": {}, "faults": {}}
+        self.edge_counters = new_edge_counters()
 
     @staticmethod
     def parse_tokens(tokens):
@@ -374,6 +386,7 @@ class State:
             "faults": [dict(f) for f in self.faults],
             "actions_total": len(self.actions),
             "now": now,
+            "edge": self.edge.snapshot() if self.edge else None,
         }
 
 
@@ -387,6 +400,189 @@ def completion_loop(state):
                 state.wakeup.wait(1.0)
             else:
                 state.wakeup.wait(max(0.0, min(due - state.clock.now(), 1.0)) + 0.0005)
+
+
+def new_edge_counters():
+    return {"connections": 0, "by_droplet": {}, "by_port": {}, "refused": 0,
+            "refused_no_holder": 0, "refused_in_action": 0, "backend_failed": 0,
+            "backend_failed_by_droplet": {}}
+
+
+def parse_ports(spec):
+    """"8081-8090,9000" -> [8081, ..., 8090, 9000]; raises ValueError on a bad spec."""
+    ports = []
+    for part in spec.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        low, dash, high = part.partition("-")
+        first = int(low)
+        last = int(high) if dash else first
+        if not 1 <= first <= last <= 65535:
+            raise ValueError("bad port range %r" % part)
+        ports.extend(p for p in range(first, last + 1) if p not in ports)
+    if not ports:
+        raise ValueError("no ports in %r" % spec)
+    return ports
+
+
+def reset_and_close(writer):
+    """Closes with an RST (SO_LINGER 0), as a network with nobody behind an address would."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+    writer.transport.abort()
+
+
+class Edge:
+    """Stands in for the reserved IP on the network: every TCP connection to ADDR:P is spliced
+    to P on the private address of the droplet that holds the IP when the connection arrives,
+    as DigitalOcean delivers reserved-IP traffic to the holder's anchor IP. It runs its own
+    asyncio loop in one thread, so hundreds of connections never block the API threads."""
+
+    def __init__(self, state, address, ports, ip, log_file, connect_timeout):
+        self.state = state
+        self.address = address
+        self.ports = ports
+        self.ip = ip
+        self.log_file = log_file
+        self.connect_timeout = connect_timeout
+        self.active = 0
+        self.loop = asyncio.new_event_loop()
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        # Bound here, in the caller's thread, so a taken port fails start-up at once.
+        self.sockets = [socket.create_server((address, port), family=family, backlog=1024)
+                        for port in ports]
+
+    def start(self):
+        started = threading.Event()
+
+        def run():
+            asyncio.set_event_loop(self.loop)
+            for sock, port in zip(self.sockets, self.ports):
+                self.loop.run_until_complete(asyncio.start_server(
+                    lambda r, w, port=port: self.handle(r, w, port), sock=sock))
+            started.set()
+            self.loop.run_forever()
+
+        threading.Thread(target=run, daemon=True).start()
+        started.wait()
+
+    def stop(self):
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+    def snapshot(self):
+        """Called with the state lock held."""
+        out = json.loads(json.dumps(self.state.edge_counters))
+        out.update({"address": self.address, "ports": list(self.ports), "ip": self.ip,
+                    "during_action": self.state.options["edge_during_action"],
+                    "active": self.active})
+        return out
+
+    def target(self, port):
+        """(droplet id, backend address) or (None, reason); counts the connection."""
+        state = self.state
+        with state.lock:
+            state.complete_due()
+            counters = state.edge_counters
+            r = state.ips[self.ip]
+            holder = r["holder"]
+            if r["pending"] is not None:
+                mode = state.options["edge_during_action"]
+                if mode == "drop":
+                    counters["refused"] += 1
+                    counters["refused_in_action"] += 1
+                    return None, "action_in_progress"
+                if mode == "new":
+                    action = state.actions[r["pending"]]
+                    holder = action["target"] if action["type"] == "assign_ip" else None
+            if holder is None:
+                counters["refused"] += 1
+                counters["refused_no_holder"] += 1
+                return None, "no_holder"
+            counters["connections"] += 1
+            key = str(holder)
+            counters["by_droplet"][key] = counters["by_droplet"].get(key, 0) + 1
+            counters["by_port"][str(port)] = counters["by_port"].get(str(port), 0) + 1
+            return holder, state.droplets[holder]["private_ip"]
+
+    def count_backend_failure(self, droplet):
+        with self.state.lock:
+            counters = self.state.edge_counters
+            counters["backend_failed"] += 1
+            key = str(droplet)
+            counters["backend_failed_by_droplet"][key] = \
+                counters["backend_failed_by_droplet"].get(key, 0) + 1
+
+    def log(self, entry):
+        log_file = self.log_file
+        if log_file:
+            try:
+                log_file.write(json.dumps(entry) + "\n")
+                log_file.flush()
+            except ValueError:
+                pass  # closed at shutdown
+
+    async def handle(self, client_reader, client_writer, port):
+        accepted = time.time()
+        droplet, backend = self.target(port)
+        entry = {"t": round(accepted, 6), "port": port, "droplet": droplet,
+                 "backend": backend if droplet is not None else None}
+        if droplet is None:
+            reset_and_close(client_writer)
+            entry["result"] = "refused"
+            entry["reason"] = backend
+            self.log(entry)
+            return
+        try:
+            backend_reader, backend_writer = await asyncio.wait_for(
+                asyncio.open_connection(backend, port), self.connect_timeout)
+        except (OSError, asyncio.TimeoutError) as e:
+            self.count_backend_failure(droplet)
+            reset_and_close(client_writer)
+            entry["result"] = "backend_failed"
+            entry["error"] = "timeout" if isinstance(e, asyncio.TimeoutError) else \
+                errno.errorcode.get(e.errno, type(e).__name__)
+            entry["ms"] = round((time.time() - accepted) * 1000.0, 1)
+            self.log(entry)
+            return
+        self.active += 1
+        try:
+            up, down = await asyncio.gather(
+                self.pipe(client_reader, backend_writer, client_writer),
+                self.pipe(backend_reader, client_writer, backend_writer))
+        finally:
+            self.active -= 1
+            for writer in (client_writer, backend_writer):
+                writer.close()
+        entry["result"] = "ok" if up[1] is None and down[1] is None else "reset"
+        entry["bytes_up"] = up[0]
+        entry["bytes_down"] = down[0]
+        entry["ms"] = round((time.time() - accepted) * 1000.0, 1)
+        self.log(entry)
+
+    async def pipe(self, reader, writer, source_writer):
+        """Copies reader to writer until EOF, then half-closes writer. A reset on either side
+        is passed on as a reset of the other, so the client sees what the backend did."""
+        total = 0
+        try:
+            while True:
+                data = await reader.read(65536)
+                if not data:
+                    break
+                writer.write(data)
+                total += len(data)
+                await writer.drain()
+            if not writer.is_closing() and writer.can_write_eof():
+                writer.write_eof()
+            return total, None
+        except (ConnectionError, OSError) as e:
+            reset_and_close(writer)
+            reset_and_close(source_writer)
+            return total, type(e).__name__
 
 
 class Reply:
@@ -407,6 +603,13 @@ class Base(http.server.BaseHTTPRequestHandler):
     # Headers and body go out in separate writes; without this, Nagle plus the client's
     # delayed ACK adds 40 ms to every response.
     disable_nagle_algorithm = True
+
+    def setup(self):
+        super().setup()
+        # The handshake runs here, in the connection's own thread, so a client that stalls
+        # in it cannot hold up the accept loop.
+        if isinstance(self.connection, ssl.SSLSocket):
+            self.connection.do_handshake()
 
     def version_string(self):
         return self.server_version
@@ -701,7 +904,8 @@ class ApiHandler(Base):
 
         def link(p):
             q = dict(base_query, page=p, per_page=per_page)
-            return "http://%s%s?%s" % (host, path, urllib.parse.urlencode(q))
+            return "%s://%s%s?%s" % ("https" if self.server.tls else "http", host, path,
+                                     urllib.parse.urlencode(q))
 
         pages = {}
         if page > 1:
@@ -1083,9 +1287,11 @@ class Server(http.server.ThreadingHTTPServer):
     request_queue_size = 256
 
     def handle_error(self, request, client_address):
-        # Clients that give up (timeouts, dropped connections) are normal here.
+        # Clients that give up (timeouts, dropped connections, refused certificates) are
+        # normal here.
         if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError,
-                                          ConnectionAbortedError, socket.timeout)):
+                                          ConnectionAbortedError, socket.timeout,
+                                          ssl.SSLError)):
             return
         super().handle_error(request, client_address)
 
@@ -1101,6 +1307,7 @@ def make_server(spec, handler, state, stop_event, verbose, label):
     server.stop_event = stop_event
     server.verbose = verbose
     server.label = label
+    server.tls = False
     return server
 
 
@@ -1116,7 +1323,26 @@ def main():
                         help="time moves only through POST /_fake/clock")
     parser.add_argument("--seed", type=int, help="seed for the action delay draws")
     parser.add_argument("--verbose", action="store_true", help="one stderr line per request")
+    parser.add_argument("--tls-cert", help="PEM certificate (chain): the API port serves HTTPS")
+    parser.add_argument("--tls-key", help="PEM private key for --tls-cert")
+    parser.add_argument("--edge-listen", help="address the reserved-IP edge listens on")
+    parser.add_argument("--edge-ports", help="edge ports: 8081,8082 or 8081-8090 (or both)")
+    parser.add_argument("--edge-ip", help="the reserved IP the edge stands for "
+                                          "(default: the only one in the setup)")
+    parser.add_argument("--edge-log", help="JSON lines, one per edge connection")
+    parser.add_argument("--edge-connect-timeout", type=float, default=3.0,
+                        help="seconds to reach the holder before resetting the client")
     args = parser.parse_args()
+    if bool(args.tls_cert) != bool(args.tls_key):
+        parser.error("--tls-cert and --tls-key go together")
+    if bool(args.edge_listen) != bool(args.edge_ports):
+        parser.error("--edge-listen and --edge-ports go together")
+    edge_ports = None
+    if args.edge_ports:
+        try:
+            edge_ports = parse_ports(args.edge_ports)
+        except ValueError as e:
+            parser.error("--edge-ports: %s" % e)
 
     with open(args.setup) as f:
         setup = json.load(f)
@@ -1126,8 +1352,34 @@ def main():
         state = State(setup, Clock(args.manual_clock), holder_log, request_log, args.seed)
     except (OptionError, KeyError, ValueError) as e:
         sys.exit("fake_do_api: bad setup %s: %s" % (args.setup, e))
+    edge = None
+    if args.edge_listen:
+        edge_ip = args.edge_ip
+        if edge_ip is None:
+            if len(state.ips) != 1:
+                sys.exit("fake_do_api: --edge-ip is needed with %d reserved IPs" % len(state.ips))
+            edge_ip = next(iter(state.ips))
+        if edge_ip not in state.ips:
+            sys.exit("fake_do_api: --edge-ip %s is not a reserved IP of the setup" % edge_ip)
+        edge_log = open(args.edge_log, "a") if args.edge_log else None
+        try:
+            edge = Edge(state, args.edge_listen.strip("[]"), edge_ports, edge_ip, edge_log,
+                        args.edge_connect_timeout)
+        except OSError as e:
+            sys.exit("fake_do_api: edge on %s: %s" % (args.edge_listen, e))
+        state.edge = edge
     stop_event = threading.Event()
     servers = [make_server(args.listen, ApiHandler, state, stop_event, args.verbose, "api")]
+    if args.tls_cert:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        try:
+            context.load_cert_chain(args.tls_cert, args.tls_key)
+        except (OSError, ssl.SSLError) as e:
+            sys.exit("fake_do_api: TLS certificate %s: %s" % (args.tls_cert, e))
+        context.set_alpn_protocols(["http/1.1"])
+        servers[0].socket = context.wrap_socket(servers[0].socket, server_side=True,
+                                                do_handshake_on_connect=False)
+        servers[0].tls = True
     if args.metadata_listen:
         servers.append(make_server(args.metadata_listen, MetadataHandler, state, stop_event,
                                    args.verbose, "metadata"))
@@ -1136,6 +1388,8 @@ def main():
                          daemon=True).start()
     completer = threading.Thread(target=completion_loop, args=(state,), daemon=True)
     completer.start()
+    if edge:
+        edge.start()
 
     def stop(signo, frame):
         stop_event.set()
@@ -1145,7 +1399,9 @@ def main():
     if args.ready_file:
         ready = {"api_port": servers[0].server_address[1],
                  "metadata_port": servers[1].server_address[1] if len(servers) > 1 else None,
-                 "pid": os.getpid()}
+                 "pid": os.getpid(), "tls": servers[0].tls,
+                 "edge": {"address": edge.address, "ports": edge.ports, "ip": edge.ip}
+                 if edge else None}
         temp = "%s.%d.tmp" % (args.ready_file, os.getpid())
         with open(temp, "w") as f:
             json.dump(ready, f)
@@ -1162,8 +1418,12 @@ def main():
         stopper.join()
     for server in servers:
         server.server_close()
+    edge_log = None
+    if edge:
+        edge.stop()
+        edge_log, edge.log_file = edge.log_file, None
     with state.lock:
-        for log in (holder_log, request_log):
+        for log in (holder_log, request_log, edge_log):
             if log:
                 log.close()
         state.holder_log = state.request_log = None

@@ -6,6 +6,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -90,7 +91,7 @@ class Fake:
             [sys.executable, FAKE, "--setup", self.setup_path, "--listen", "127.0.0.1:0",
              "--metadata-listen", "127.0.0.1:0", "--ready-file", self.ready,
              "--holder-log", self.holder_log, "--request-log", self.request_log]
-            + list(extra_args), stderr=self.stderr)
+            + [a.replace("{dir}", self.dir) for a in extra_args], stderr=self.stderr)
         wait_for(lambda: os.path.exists(self.ready) or self.proc.poll() is not None,
                  "the ready file")
         if self.proc.poll() is not None:
@@ -708,6 +709,398 @@ class WallClockTest(unittest.TestCase):
     def test_bad_setup_exits(self):
         with self.assertRaises(AssertionError):
             Fake(dict(SETUP, options={"no_such_option": 1}))
+
+
+class AppServer:
+    """A droplet's app on ADDR:PORT: answers GET with "node=NAME container=CONTAINER"; a
+    connection that starts with ECHO gets back everything it sent once it half-closes."""
+
+    def __init__(self, address, port, name, container="web-1"):
+        self.body = ("node=%s container=%s" % (name, container)).encode()
+        self.sock = socket.create_server((address, port), backlog=256)
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.handle, args=(conn,), daemon=True).start()
+
+    def handle(self, conn):
+        with conn:
+            data = b""
+            while not data.startswith(b"ECHO") and b"\r\n\r\n" not in data:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                data += chunk
+            if data.startswith(b"ECHO"):
+                while True:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                conn.sendall(data)
+                return
+            conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n" % len(self.body)
+                         + self.body)
+
+    def stop(self):
+        # Closing the listener is enough: new connections are refused, accepted ones finish.
+        # shutdown() first: close() alone does not wake a thread blocked in accept().
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+        self.thread.join(DEADLINE)
+
+
+def free_port(addresses):
+    """A port free on every address (the edge and the apps use the same port number)."""
+    for _ in range(50):
+        with socket.create_server((addresses[0], 0)) as probe:
+            port = probe.getsockname()[1]
+            others = []
+            try:
+                for address in addresses[1:]:
+                    others.append(socket.create_server((address, port)))
+                return port
+            except OSError:
+                continue
+            finally:
+                for sock in others:
+                    sock.close()
+    raise AssertionError("no port free on %s" % addresses)
+
+
+def edge_get(port, address="127.0.0.1"):
+    """GET / through the edge: the body, or "reset"/"closed"."""
+    # The edge accepts, then resets when it has nowhere to forward: the reset can arrive
+    # before connect() returns.
+    try:
+        with socket.create_connection((address, port), timeout=DEADLINE) as sock:
+            sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            data = b""
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+    except ConnectionResetError:
+        return "reset"
+    if not data:
+        return "closed"
+    return data.partition(b"\r\n\r\n")[2].decode()
+
+
+EDGE_SETUP = {
+    "tokens": {GOOD: {"name": "ci", "scopes": ["*"]}},
+    "droplets": [
+        {"id": D1, "name": "n1", "region": "nyc3", "private_ip": "127.0.0.2"},
+        {"id": D2, "name": "n2", "region": "nyc3", "private_ip": "127.0.0.3"},
+        {"id": D3, "name": "n3", "region": "nyc3", "private_ip": "127.0.0.4"},
+    ],
+    "reserved_ips": [{"ip": IP1, "region": "nyc3", "droplet_id": D1},
+                     {"ip": IP3, "region": "nyc3", "droplet_id": None}],
+    "options": {"action_delay": 5},
+}
+
+
+class EdgeTest(unittest.TestCase):
+    """The reserved-IP edge on 127.0.0.1, droplets n1/n2 as apps on 127.0.0.2/127.0.0.3 (n3 on
+    127.0.0.4 has no app); manual clock, so actions complete only when the test says."""
+
+    @classmethod
+    def setUpClass(cls):
+        addresses = ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
+        cls.ports = [free_port(addresses), free_port(addresses)]
+        cls.apps = [AppServer(address, port, name) for port in cls.ports
+                    for address, name in (("127.0.0.2", "n1"), ("127.0.0.3", "n2"))]
+        cls.fake = Fake(EDGE_SETUP, [
+            "--manual-clock", "--edge-listen", "127.0.0.1",
+            "--edge-ports", ",".join(str(p) for p in cls.ports), "--edge-ip", IP1,
+            "--edge-log", "{dir}/edge.jsonl"])
+        cls.edge_log = os.path.join(cls.fake.dir, "edge.jsonl")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.fake.stop()
+        for app in cls.apps:
+            app.stop()
+
+    def setUp(self):
+        self.fake.control("reset", {})
+        self.started = time.time()
+
+    def edge(self):
+        return self.fake.control("state")["edge"]
+
+    def test_ready_file_and_ports(self):
+        self.assertEqual(self.fake.info["edge"],
+                         {"address": "127.0.0.1", "ports": self.ports, "ip": IP1})
+        self.assertFalse(self.fake.info["tls"])
+        sys.path.insert(0, HERE)
+        import fake_do_api
+        self.assertEqual(fake_do_api.parse_ports("8081-8083,9000,8082"), [8081, 8082, 8083, 9000])
+        for bad in ("", "0", "9-8", "x", "70000"):
+            with self.assertRaises(ValueError):
+                fake_do_api.parse_ports(bad)
+        r = self.fake.post("/_fake/options", {"edge_during_action": "sometimes"}, token=None)
+        self.assertEqual(r.status, 400)
+
+    def test_follows_the_holder_when_the_action_completes(self):
+        p1, p2 = self.ports
+        self.assertEqual(edge_get(p1), "node=n1 container=web-1")
+        self.assertEqual(edge_get(p2), "node=n1 container=web-1")
+        self.assertEqual(self.fake.assign(IP1, D2).status, 201)
+        # Mid-action the old holder keeps the traffic (the default, "old").
+        self.assertEqual(edge_get(p1), "node=n1 container=web-1")
+        self.fake.control("clock", {"advance": 5})
+        self.assertEqual(edge_get(p2), "node=n2 container=web-1")
+        edge = self.edge()
+        self.assertEqual(edge["by_droplet"], {str(D1): 3, str(D2): 1})
+        self.assertEqual(edge["by_port"], {str(p1): 2, str(p2): 2})
+        self.assertEqual((edge["connections"], edge["refused"], edge["backend_failed"]),
+                         (4, 0, 0))
+        self.assertEqual(edge["during_action"], "old")
+        lines = [l for l in read_lines(self.edge_log, 0) if l["t"] >= self.started]
+        self.assertEqual([(l["port"], l["droplet"], l["backend"], l["result"]) for l in lines],
+                         [(p1, D1, "127.0.0.2", "ok"), (p2, D1, "127.0.0.2", "ok"),
+                          (p1, D1, "127.0.0.2", "ok"), (p2, D2, "127.0.0.3", "ok")])
+
+    def test_during_action_new_and_drop(self):
+        p1 = self.ports[0]
+        self.fake.control("options", {"edge_during_action": "new"})
+        self.fake.assign(IP1, D2)
+        self.assertEqual(edge_get(p1), "node=n2 container=web-1")
+        self.fake.control("clock", {"advance": 5})
+        self.assertEqual(edge_get(p1), "node=n2 container=web-1")
+        self.fake.post("/v2/reserved_ips/%s/actions" % IP1, {"type": "unassign"})
+        self.assertEqual(edge_get(p1), "reset")
+        self.fake.control("clock", {"advance": 5})
+        self.fake.control("set_holder", {"ip": IP1, "droplet_id": D1})
+        self.fake.control("options", {"edge_during_action": "drop"})
+        self.fake.assign(IP1, D2)
+        self.assertEqual(edge_get(p1), "reset")
+        self.fake.control("clock", {"advance": 5})
+        self.assertEqual(edge_get(p1), "node=n2 container=web-1")
+        edge = self.edge()
+        self.assertEqual((edge["refused"], edge["refused_in_action"], edge["refused_no_holder"]),
+                         (2, 1, 1))
+        self.assertEqual(edge["by_droplet"], {str(D2): 3})
+
+    def test_no_holder_and_dead_backend_reset_the_client(self):
+        p1 = self.ports[0]
+        self.fake.control("set_holder", {"ip": IP1, "droplet_id": None})
+        self.assertEqual(edge_get(p1), "reset")
+        self.fake.control("set_holder", {"ip": IP1, "droplet_id": D3})
+        self.assertEqual(edge_get(p1), "reset")
+        edge = self.edge()
+        self.assertEqual((edge["refused"], edge["refused_no_holder"], edge["backend_failed"]),
+                         (1, 1, 1))
+        self.assertEqual(edge["backend_failed_by_droplet"], {str(D3): 1})
+        results = [(l["result"], l.get("reason"), l.get("error"))
+                   for l in read_lines(self.edge_log, 0) if l["t"] >= self.started]
+        self.assertEqual(results, [("refused", "no_holder", None),
+                                   ("backend_failed", None, "ECONNREFUSED")])
+
+    def test_half_close_large_and_concurrent(self):
+        p2 = self.ports[1]
+        big = os.urandom(1 << 20)
+        with socket.create_connection(("127.0.0.1", p2), timeout=DEADLINE) as sock:
+            writer = threading.Thread(target=lambda: (sock.sendall(b"ECHO" + big),
+                                                      sock.shutdown(socket.SHUT_WR)))
+            writer.start()
+            received = bytearray()
+            while True:
+                chunk = sock.recv(1 << 20)
+                if not chunk:
+                    break
+                received += chunk
+            writer.join(DEADLINE)
+        self.assertEqual(bytes(received), b"ECHO" + big)
+
+        socks = []
+        try:
+            for i in range(120):
+                sock = socket.create_connection(("127.0.0.1", p2), timeout=DEADLINE)
+                socks.append(sock)
+                sock.sendall(b"ECHO %d" % i)
+            # All 120 stay open at once, and the API still answers meanwhile.
+            wait_for(lambda: self.edge()["active"] == 120, "120 spliced connections")
+            self.assertEqual(self.fake.get("/v2/reserved_ips/" + IP1).status, 200)
+            for i, sock in enumerate(socks):
+                sock.shutdown(socket.SHUT_WR)
+                data = b""
+                while True:
+                    chunk = sock.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+                self.assertEqual(data, b"ECHO %d" % i)
+        finally:
+            for sock in socks:
+                sock.close()
+        wait_for(lambda: self.edge()["active"] == 0, "the spliced connections to end")
+        self.assertEqual(self.edge()["by_droplet"], {str(D1): 121})
+
+
+class TlsTest(unittest.TestCase):
+    def test_https_with_the_test_ca(self):
+        import ssl
+        import urllib.error
+        import urllib.request
+        ca_dir = tempfile.mkdtemp(prefix="fake_do_api_ca.")
+        try:
+            subprocess.run(["bash", os.path.join(HERE, "make_test_ca.sh"), ca_dir], check=True)
+            fake = Fake(SETUP, ["--tls-cert", os.path.join(ca_dir, "server.pem"),
+                                "--tls-key", os.path.join(ca_dir, "server.key")])
+            try:
+                self.assertTrue(fake.info["tls"])
+                context = ssl.create_default_context(cafile=os.path.join(ca_dir, "ca.pem"))
+                for host in ("127.0.0.1", "localhost"):
+                    request = urllib.request.Request(
+                        "https://%s:%d/v2/droplets?per_page=1" % (host, fake.port),
+                        headers={"Authorization": "Bearer " + GOOD})
+                    with urllib.request.urlopen(request, context=context, timeout=DEADLINE) as r:
+                        body = json.loads(r.read())
+                    self.assertEqual(len(body["droplets"]), 1)
+                    self.assertTrue(body["links"]["pages"]["next"].startswith("https://"))
+                with self.assertRaises(urllib.error.URLError) as caught:
+                    urllib.request.urlopen("https://127.0.0.1:%d/v2/account" % fake.port,
+                                           context=ssl.create_default_context(),
+                                           timeout=DEADLINE)
+                self.assertIsInstance(caught.exception.reason, ssl.SSLCertVerificationError)
+                # Still served after a refused handshake; metadata stays plain HTTP.
+                with urllib.request.urlopen("https://127.0.0.1:%d/_fake/state" % fake.port,
+                                            context=context, timeout=DEADLINE) as r:
+                    self.assertEqual(r.status, 200)
+                self.assertEqual(fake.metadata("/droplet/%d/metadata/v1/id" % D2).body,
+                                 str(D2).encode())
+            finally:
+                fake.stop()
+        finally:
+            shutil.rmtree(ca_dir, ignore_errors=True)
+
+
+TRAFFIC = os.path.join(os.path.dirname(HERE), "traffic")
+
+
+def load_summarize():
+    if TRAFFIC not in sys.path:
+        sys.path.insert(0, TRAFFIC)
+    import summarize
+    return summarize
+
+
+def record(seq, sent, ok, node=None, error=None):
+    return {"seq": seq, "sent": sent, "port": 8081, "ok": ok, "status": 200 if ok else None,
+            "error": None if ok else error, "node": node,
+            "container": "web-1" if ok else None, "latency_ms": 1.0}
+
+
+class TrafficTest(unittest.TestCase):
+    def test_summarize_runs(self):
+        s = load_summarize()
+        records = [record(0, 100.0, True, "n1"), record(1, 100.1, False, error="reset"),
+                   record(2, 100.2, False, error="timeout"), record(3, 100.3, True, "n2"),
+                   record(4, 100.4, False, error="reset"), record(5, 100.5, True, "n2"),
+                   record(6, 100.6, False, error="refused"),
+                   record(7, 100.7, False, error="refused"),
+                   record(8, 100.8, False, error="refused")]
+        out = s.summarize(list(reversed(records)), rate=10.0, after=100.25)
+        self.assertEqual((out["sent"], out["ok"], out["failed"]), (9, 3, 6))
+        self.assertAlmostEqual(out["failed_pct"], 66.667, places=3)
+        # The last run has no success after it: it ends one interval after its last request.
+        self.assertEqual([(r["start"], round(r["seconds"], 6), r["count"])
+                          for r in out["failure_runs"]],
+                         [(100.1, 0.2, 2), (100.4, 0.1, 1), (100.6, 0.3, 3)])
+        self.assertAlmostEqual(out["longest_failure_s"], 0.3)
+        self.assertEqual(out["longest_failure_count"], 3)
+        self.assertEqual(out["failures_by_error"], {"reset": 2, "timeout": 1, "refused": 3})
+        self.assertEqual(out["by_node"], {"n1": 1, "n2": 2})
+        self.assertEqual(out["nodes"], {"n1": {"first": 100.0, "last": 100.0},
+                                        "n2": {"first": 100.3, "last": 100.5}})
+        self.assertEqual((out["after"]["sent"], out["after"]["by_node"]), (6, {"n2": 2}))
+        self.assertEqual(out["last_node"], "n2")
+        window = s.summarize(records, t_from=100.3, t_to=100.6)
+        self.assertEqual((window["sent"], window["failed"]), (3, 1))
+        self.assertIn("longest failure run: 0.300 s (3 requests)", s.format_text(out))
+
+    def test_client_through_an_outage(self):
+        summarize = load_summarize()
+        port = free_port(["127.0.0.2"])
+        workdir = tempfile.mkdtemp(prefix="traffic_test.")
+        out = os.path.join(workdir, "requests.jsonl")
+        live = os.path.join(workdir, "live.json")
+        app = AppServer("127.0.0.2", port, "n1", "web-1")
+        client = subprocess.Popen(
+            [sys.executable, os.path.join(TRAFFIC, "client.py"), "--target", "127.0.0.2",
+             "--port", str(port), "--rate", "50", "--timeout", "2", "--out", out,
+             "--live", live], stderr=subprocess.PIPE)
+        try:
+            def lines(keep):
+                try:
+                    return [r for r in summarize.load(out) if keep(r)]
+                except OSError:
+                    return []
+
+            wait_for(lambda: len(lines(lambda r: r["node"] == "n1")) >= 10, "n1 answering")
+            app.stop()
+            stopped = time.time()
+            wait_for(lambda: len(lines(lambda r: not r["ok"])) >= 10, "failures")
+            restarted = time.time()
+            app = AppServer("127.0.0.2", port, "n2", "web-2")
+            wait_for(lambda: len(lines(lambda r: r["node"] == "n2")) >= 10, "n2 answering")
+            wait_for(lambda: os.path.exists(live), "the live view")
+            client.send_signal(signal.SIGTERM)
+            self.assertEqual(client.wait(timeout=DEADLINE), 0)
+        finally:
+            if client.poll() is None:
+                client.kill()
+                client.wait()
+            client.stderr.close()
+            app.stop()
+        try:
+            records = summarize.load(out)
+            self.assertEqual(sorted(r["seq"] for r in records), list(range(len(records))))
+            out_summary = summarize.summarize(records, after=restarted)
+            self.assertGreaterEqual(out_summary["failed"], 10)
+            self.assertIn("refused", out_summary["failures_by_error"])
+            self.assertEqual(set(out_summary["by_node"]), {"n1", "n2"})
+            self.assertEqual(set(out_summary["by_container"]), {"web-1", "web-2"})
+            self.assertLess(out_summary["nodes"]["n1"]["last"], stopped)
+            self.assertGreaterEqual(out_summary["nodes"]["n2"]["first"], restarted)
+            self.assertEqual(set(out_summary["after"]["by_node"]), {"n2"})
+            self.assertEqual(out_summary["last_node"], "n2")
+            # The outage run: from the first refused request to the first one n2 answered.
+            first_refused = min(r["sent"] for r in records if r["error"] == "refused")
+            first_n2 = min(r["sent"] for r in records if r["node"] == "n2")
+            outage = [r for r in out_summary["failure_runs"] if r["start"] == first_refused]
+            self.assertEqual(len(outage), 1)
+            self.assertAlmostEqual(outage[0]["seconds"], first_n2 - first_refused, places=5)
+            self.assertGreaterEqual(out_summary["longest_failure_s"], outage[0]["seconds"])
+            # Every request sent while nothing listened failed.
+            self.assertGreaterEqual(outage[0]["seconds"], restarted - stopped - 0.1)
+            # The last live view is written at exit and matches the log.
+            with open(live) as f:
+                live_view = json.load(f)
+            self.assertEqual((live_view["sent"], live_view["in_flight"]), (len(records), 0))
+            self.assertEqual(live_view["failed"], out_summary["failed"])
+            self.assertEqual(live_view["last_node"], "n2")
+            for key in ("ok", "rate_last_s", "failed_last_s", "last_node", "last_container",
+                        "nodes_last_s", "in_flight"):
+                self.assertIn(key, live_view)
+            text = subprocess.run([sys.executable, os.path.join(TRAFFIC, "summarize.py"), out,
+                                   "--json"], check=True, capture_output=True).stdout
+            self.assertEqual(json.loads(text)["sent"], len(records))
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":
