@@ -386,7 +386,7 @@ const std::vector<std::string> kCheckCommonKeys = {"type", "interval", "timeout"
 std::vector<std::string> check_type_keys(CheckType t) {
     switch (t) {
         case CheckType::Docker:
-            return {"socket", "label", "name", "expect", "min", "require_healthy"};
+            return {"socket", "label", "name", "expect", "min", "require_healthy", "events"};
         case CheckType::Http:
             return {"url", "expect_status", "body_contains", "tls_verify"};
         case CheckType::Tcp:
@@ -733,6 +733,8 @@ void Loader::build_check_schema() {
         .key<int>("min", "1..10000", count_key(&CheckConfig::min))
         .key<bool>("require_healthy", kBoolAllowed,
                    [](CheckConfig& c, bool v, const Entry&) { c.require_healthy = v; })
+        .key<bool>("events", kBoolAllowed,
+                   [](CheckConfig& c, bool v, const Entry&) { c.docker_events = v; })
         .key<std::string>("url", "an http:// or https:// URL",
                           [](CheckConfig& c, const std::string& v, const Entry& e) {
                               if (!is_http_url(v)) {

@@ -90,6 +90,7 @@ struct CheckConfig {
     std::optional<int> expect;               // exactly this many running
     std::optional<int> min;                  // at least this many running
     bool require_healthy = true;             // where a container has a healthcheck
+    bool docker_events = true;  // re-run on the engine's container events, not only on interval
 
     // http
     std::string url;

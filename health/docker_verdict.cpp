@@ -93,6 +93,7 @@ std::variant<std::vector<DockerContainer>, std::string> parse_containers(std::st
             return std::string("engine sent unexpected JSON: a container is not an object");
         }
         DockerContainer c;
+        c.id = string_field(item, "Id");
         c.name = first_name(item);
         c.status = string_field(item, "Status");
         c.state = string_field(item, "State");

@@ -31,6 +31,7 @@ constexpr const char* to_string(ContainerHealth h) {
 }
 
 struct DockerContainer {
+    std::string id;      // full Id, as events carry it
     std::string name;    // first name, without the leading '/'
     std::string state;   // "running", "exited", "paused", "restarting", "created", "dead"
     std::string status;  // "Up 5 minutes (healthy)"

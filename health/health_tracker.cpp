@@ -35,7 +35,9 @@ bool CheckTracker::record(const ProbeResult& result) {
             state_ = result.passed() ? CheckState::Passing : CheckState::Failing;
             break;
         case CheckState::Passing:
-            if (failures_in_a_row_ >= policy_.fall) {
+            // The engine announced the failure and the probe confirmed it: the fall count
+            // guards against flaky probes, and this is not one.
+            if (failures_in_a_row_ >= policy_.fall || (result.confirms_event && !result.passed())) {
                 state_ = CheckState::Failing;
             }
             break;

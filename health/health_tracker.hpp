@@ -35,7 +35,9 @@ class CheckTracker {
   public:
     explicit CheckTracker(CheckPolicy policy) : policy_(policy) {}
 
-    // Feed one probe result. Returns true when the state changed.
+    // Feed one probe result. Returns true when the state changed. A failing result with
+    // confirms_event (the engine announced the failure, the probe saw it) counts as the full
+    // `fall` at once; `rise` is unchanged.
     bool record(const ProbeResult& result);
 
     CheckState state() const { return state_; }

@@ -28,6 +28,9 @@ struct ProbeResult {
     Verdict verdict = Verdict::Error;
     std::string reason;  // for operators: "9/10 running; missing: web-3"
     Duration latency{};
+    // A failing run that the engine announced first (a docker check re-run on a die, kill,
+    // stop, oom, destroy, pause or unhealthy event): HealthTracker counts it as the full fall.
+    bool confirms_event = false;
 
     bool passed() const { return verdict == Verdict::Pass; }
 };

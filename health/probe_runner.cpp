@@ -17,6 +17,8 @@ struct ProbeRunner::Entry {
     Timer timeout_timer;
     bool running = false;
     bool in_round = false;
+    bool run_again = false;  // run_now during a run: run once more right after it
+    std::uint64_t on_demand = 0;
     std::uint64_t run = 0;  // bumped per start and by cancel, so a stale done is ignored
     Instant started{};
     std::optional<ProbeResult> last;
@@ -124,6 +126,7 @@ void ProbeRunner::stop() {
             ++e.run;
         }
         e.in_round = false;
+        e.run_again = false;
     }
     round_pending_ = 0;
     round_done_ = nullptr;
@@ -150,6 +153,45 @@ void ProbeRunner::run_once_all(std::function<void()> done) {
             launch(*it->second);
         }
     }
+}
+
+void ProbeRunner::run_now(const std::string& name) {
+    const auto it = entries_.find(name);
+    if (!started_ || it == entries_.end()) {
+        return;
+    }
+    Entry& e = *it->second;
+    ++e.on_demand;
+    if (e.running) {
+        e.run_again = true;
+        return;
+    }
+    // Through the interval timer: the launch happens outside the caller's stack, and the next
+    // periodic run is armed from this one when it completes.
+    e.interval_timer.arm_at(loop_.now());
+}
+
+std::uint64_t ProbeRunner::runs_on_demand(const std::string& name) const {
+    const auto it = entries_.find(name);
+    return it == entries_.end() ? 0 : it->second->on_demand;
+}
+
+bool ProbeRunner::running(const std::string& name) const {
+    const auto it = entries_.find(name);
+    return it != entries_.end() && it->second->running;
+}
+
+std::optional<Instant> ProbeRunner::next_run(const std::string& name) const {
+    const auto it = entries_.find(name);
+    if (it == entries_.end() || it->second->running) {
+        return std::nullopt;
+    }
+    return it->second->interval_timer.deadline();
+}
+
+const Probe* ProbeRunner::probe(const std::string& name) const {
+    const auto it = entries_.find(name);
+    return it == entries_.end() ? nullptr : it->second->probe.get();
 }
 
 const ProbeResult* ProbeRunner::last_result(const std::string& name) const {
@@ -198,9 +240,12 @@ void ProbeRunner::on_timeout(Entry& entry) {
 void ProbeRunner::complete(Entry& entry, ProbeResult result) {
     entry.running = false;
     entry.last = result;
-    if (started_) {
+    if (started_ && entry.run_again) {
+        entry.interval_timer.arm_at(loop_.now());
+    } else if (started_) {
         schedule_next(entry, entry.started, loop_.now());
     }
+    entry.run_again = false;
     bool round_finished = false;
     if (entry.in_round) {
         entry.in_round = false;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -62,6 +63,21 @@ class ProbeRunner {
     // With no probes, `done` is posted to the loop.
     void run_once_all(std::function<void()> done);
     bool round_running() const { return static_cast<bool>(round_done_); }
+
+    // Runs the probe now (from the loop, on the next turn) instead of waiting for its interval;
+    // the interval counts again from this run, so the periodic run still follows it. A run in
+    // progress is not interrupted: the probe runs again right after it. Ignored while not
+    // started() and for unknown names. Event-driven re-checks (docker events) use it.
+    void run_now(const std::string& name);
+    std::uint64_t runs_on_demand(const std::string& name) const;
+
+    // Whether a run of that probe is in progress; when its next run is due (none while one
+    // runs, or when stopped).
+    bool running(const std::string& name) const;
+    std::optional<Instant> next_run(const std::string& name) const;
+
+    // The probe of that name, or null.
+    const Probe* probe(const std::string& name) const;
 
     // Last result of a probe, if it ever finished.
     const ProbeResult* last_result(const std::string& name) const;

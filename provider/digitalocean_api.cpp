@@ -226,6 +226,10 @@ ApiRequest read_holder_request(std::string_view ip) {
     return get("/v2/reserved_ips/" + percent_encode(ip));
 }
 
+ApiRequest keep_warm_request() {
+    return get("/v2/reserved_ips?per_page=1");
+}
+
 ApiRequest assign_request(std::string_view ip, std::int64_t droplet_id) {
     ApiRequest r;
     r.method = "POST";

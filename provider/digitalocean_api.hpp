@@ -34,6 +34,9 @@ ApiRequest read_action_request(std::string_view ip, std::string_view action_id);
 ApiRequest tagged_droplets_request(std::string_view tag, int page);
 ApiRequest droplet_request(std::int64_t droplet_id);
 ApiRequest account_request();
+// The cheapest read the token's reserved_ip:read scope allows (one reserved IP of the list):
+// keeps the provider's connection warm while the core makes no calls.
+ApiRequest keep_warm_request();
 
 // What came back, transport included. Header names in any case.
 struct ApiResponse {

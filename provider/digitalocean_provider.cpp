@@ -98,6 +98,7 @@ HttpRequest make_http_request(const std::string& base_url, const digitalocean::A
     r.connect_timeout = std::min<Duration>(config.request_timeout, std::chrono::seconds(5));
     r.ca_file = config.ca_file;
     r.max_body_bytes = 4 * 1024 * 1024;
+    r.tcp_keepalive_idle = DigitalOceanProvider::kTcpKeepaliveIdle;
     return r;
 }
 
@@ -125,14 +126,91 @@ DigitalOceanProvider::DigitalOceanProvider(EventLoop& loop, CurlMulti& curl,
                                     "' is not a positive decimal number");
     }
     droplet_id_ = *id;
+    keep_warm_timer_ = Timer(loop_, [this] { on_keep_warm_timer(); });
+    keep_warm_timer_.arm_after(Duration::zero());
 }
 
 DigitalOceanProvider::~DigitalOceanProvider() {
     cancel_all();
 }
 
+HttpRequest DigitalOceanProvider::http_request(const digitalocean::ApiRequest& request) const {
+    return make_http_request(config_.api_base_url, request, token_, config_);
+}
+
+void DigitalOceanProvider::set_keep_warm_idle(Duration idle) {
+    keep_warm_idle_ = idle;
+    if (idle <= Duration::zero()) {
+        keep_warm_timer_.disarm();
+        return;
+    }
+    keep_warm_timer_.arm_at(std::max(last_request_at_ + idle, loop_.now()));
+}
+
+void DigitalOceanProvider::note_request() {
+    last_request_at_ = loop_.now();
+    if (keep_warm_idle_ > Duration::zero()) {
+        keep_warm_timer_.arm_at(last_request_at_ + keep_warm_idle_);
+    }
+}
+
+void DigitalOceanProvider::on_keep_warm_timer() {
+    if (keep_warm_idle_ <= Duration::zero()) {
+        return;
+    }
+    const Instant now = loop_.now();
+    if (keep_warm_in_flight_ || !in_flight_.empty()) {
+        keep_warm_timer_.arm_at(now + keep_warm_idle_);  // a request in flight keeps it warm
+        return;
+    }
+    if (last_request_at_ != Instant{} && now - last_request_at_ < keep_warm_idle_) {
+        keep_warm_timer_.arm_at(last_request_at_ + keep_warm_idle_);
+        return;
+    }
+    ++keep_warm_calls_;
+    note_request();
+    auto pending = std::make_shared<RequestId>(0);
+    const RequestId id = curl_.perform(http_request(digitalocean::keep_warm_request()),
+                                       [this, pending](HttpResponse response) {
+                                           if (keep_warm_in_flight_ == *pending) {
+                                               keep_warm_in_flight_.reset();
+                                           }
+                                           keep_warm_done(response);
+                                       });
+    *pending = id;
+    keep_warm_in_flight_ = id;
+}
+
+void DigitalOceanProvider::keep_warm_done(const HttpResponse& response) {
+    count_connection(response);
+    if (response.ok() && response.status >= 200 && response.status < 300) {
+        keep_warm_error_.clear();
+        return;
+    }
+    ++keep_warm_failures_;
+    // Not the core's business (it made no call), but a TLS or token problem shows here first.
+    const std::string detail =
+        redact(response.ok() ? "HTTP " + std::to_string(response.status) : response.error, token_);
+    keep_warm_error_ = detail;
+    log_.log(loop_.now(), spdlog::level::warn, "keep-warm",
+             fmt::format("provider keep-warm read of {} failed: {}", config_.api_base_url, detail));
+}
+
+const char* DigitalOceanProvider::count_connection(const HttpResponse& response) {
+    if (response.new_connections > 0) {
+        connections_new_ += static_cast<std::uint64_t>(response.new_connections);
+        return "new";
+    }
+    if (response.status > 0) {
+        ++connections_reused_;
+        return "reused";
+    }
+    return "";
+}
+
 void DigitalOceanProvider::call(const CallProvider& call, Done done) {
     ++calls_;
+    note_request();
     digitalocean::ApiRequest request;
     switch (call.op) {
         case ProviderOp::ReadHolder:
@@ -155,20 +233,30 @@ void DigitalOceanProvider::call(const CallProvider& call, Done done) {
             break;
     }
     auto pending = std::make_shared<RequestId>(0);
-    const RequestId id =
-        curl_.perform(make_http_request(config_.api_base_url, request, token_, config_),
-                      [this, call, done = std::move(done), pending](HttpResponse response) {
-                          in_flight_.erase(*pending);
-                          finish(call, response, done);
-                      });
+    const RequestId id = curl_.perform(http_request(request), [this, call, done = std::move(done),
+                                                               pending](HttpResponse response) {
+        in_flight_.erase(*pending);
+        finish(call, response, done);
+    });
     *pending = id;
     in_flight_.emplace(id, call.request_id);
 }
 
 void DigitalOceanProvider::finish(const CallProvider& call, const HttpResponse& response,
                                   const Done& done) {
+    const char* connection = count_connection(response);
     const digitalocean::ApiResponse api = to_api_response(response);
     ProviderReplied reply = digitalocean::classify(call.op, api, wall_clock_epoch_s());
+    if (call.op == ProviderOp::Assign) {
+        // The takeover's critical request: was it sent without a handshake?
+        last_assign_connection_ = connection;
+        spdlog::info("[{}] provider assign {} answered {} in {:.1f} ms on a {} connection",
+                     call.instance, call.ip,
+                     response.status > 0 ? "HTTP " + std::to_string(response.status)
+                                         : std::string("nothing"),
+                     std::chrono::duration<double, std::milli>(response.total_time).count(),
+                     *connection != '\0' ? connection : "failed");
+    }
     const digitalocean::RateLimit limit = digitalocean::parse_rate_limit(api.headers);
     if (!limit.empty()) {
         rate_limit_ = limit;
@@ -221,6 +309,10 @@ void DigitalOceanProvider::answer_later(ProviderReplied reply, Done done) {
 
 void DigitalOceanProvider::cancel_all() {
     ++generation_;
+    if (keep_warm_in_flight_) {
+        curl_.cancel(*keep_warm_in_flight_);
+        keep_warm_in_flight_.reset();
+    }
     const auto ids = std::move(in_flight_);
     in_flight_.clear();
     for (const auto& [id, request] : ids) {
@@ -264,6 +356,17 @@ nlohmann::json DigitalOceanProvider::status() const {
     } else {
         out["last_error"] = nullptr;
     }
+    out["connections"] = {
+        {"new", connections_new_},
+        {"reused", connections_reused_},
+        {"last_assign", last_assign_connection_.empty() ? nlohmann::json(nullptr)
+                                                        : nlohmann::json(last_assign_connection_)}};
+    out["keep_warm"] = {
+        {"idle_s", std::chrono::duration<double>(keep_warm_idle_).count()},
+        {"calls", keep_warm_calls_},
+        {"failures", keep_warm_failures_},
+        {"last_error",
+         keep_warm_error_.empty() ? nlohmann::json(nullptr) : nlohmann::json(keep_warm_error_)}};
     return out;
 }
 

@@ -108,7 +108,7 @@ std::vector<std::uint8_t> encode_advert(const Advert& advert, std::span<const st
     out.push_back(kAdvertVersion);
     out.push_back(static_cast<std::uint8_t>(advert.state));
     out.push_back(advert.priority);
-    out.push_back(0);
+    out.push_back(advert.successor && advert.handover_target ? kAdvertFlagSuccessor : 0);
     put_u32(out, advert.instance_id);
     put_u32(out, static_cast<std::uint32_t>(advert.advert_interval.count()));
     put_u64(out, advert.boot_epoch);
@@ -160,7 +160,9 @@ std::variant<Advert, DropReason> decode_advert(std::span<const std::uint8_t> byt
 
     Advert a;
     const std::uint8_t state = bytes[5];
-    if (state > static_cast<std::uint8_t>(SenderState::Fault) || bytes[7] != 0) {
+    const std::uint8_t flags = bytes[7];
+    if (state > static_cast<std::uint8_t>(SenderState::Fault) ||
+        (flags & ~kAdvertFlagSuccessor) != 0) {
         return DropReason::BadField;
     }
     a.state = static_cast<SenderState>(state);
@@ -174,9 +176,11 @@ std::variant<Advert, DropReason> decode_advert(std::span<const std::uint8_t> byt
     if (!strings[2].empty()) {
         a.handover_target = std::move(strings[2]);
     }
+    a.successor = (flags & kAdvertFlagSuccessor) != 0;
     if (a.sender.empty() || a.advert_interval < kAdvertIntervalMin ||
         a.advert_interval > kAdvertIntervalMax ||
-        (a.handover_target && (a.priority != 0 || a.state != SenderState::Master))) {
+        (a.handover_target && (a.priority != 0 || a.state != SenderState::Master)) ||
+        (a.successor && !a.handover_target)) {
         return DropReason::BadField;
     }
     return a;

@@ -23,7 +23,7 @@ namespace failoverd {
 //   4  1  version (1)
 //   5  1  sender state (SenderState)
 //   6  1  priority (0 = resign)
-//   7  1  reserved, 0
+//   7  1  flags: bit 0 = the hand-over target is a successor (AdvertFlag), others 0
 //   8  4  instance id (FNV-1a 32 of the instance name)
 //  12  4  advert interval in milliseconds
 //  16  8  boot epoch
@@ -43,6 +43,9 @@ inline constexpr std::size_t kAdvertMaxSize =
 // Interval bounds a decoder accepts (RFC 5798 allows 10 ms .. 40.95 s; we allow a bit more).
 inline constexpr std::chrono::milliseconds kAdvertIntervalMin{10};
 inline constexpr std::chrono::milliseconds kAdvertIntervalMax{3'600'000};
+// Flag bit: the hand-over target was picked by a master resigning on a fault or a stop (the
+// best backup it knew), not named by an operator. Receivers defer to it but do not yield.
+inline constexpr std::uint8_t kAdvertFlagSuccessor = 0x01;
 
 // What the sender was when it sent the advert. Only Master adverts take part in the election
 // (RFC 5798: only a master advertises); Backup and Fault ones are low-rate presence notices
@@ -71,6 +74,7 @@ struct Advert {
     std::uint64_t boot_epoch = 0;
     std::uint64_t sequence = 0;
     std::optional<std::string> handover_target;  // hand-over to this node (priority 0 only)
+    bool successor = false;  // handover_target was picked by a resigning master (flag bit 0)
 
     bool operator==(const Advert&) const = default;
 };

@@ -62,12 +62,13 @@ void Election::start(Instant now) {
                   now);
 }
 
-void Election::set_health(int priority_delta, std::optional<std::string> fault_reason,
-                          Instant now) {
+void Election::set_health(int priority_delta, std::optional<std::string> fault_reason, Instant now,
+                          std::optional<std::string> successor) {
     if (stopped_) {
         return;
     }
     const std::optional<std::string> previous_fault = fault_reason_;
+    const int previous_priority = effective_priority();
     priority_delta_ = priority_delta;
     fault_reason_ = std::move(fault_reason);
     if (role_ == Role::Init) {
@@ -75,14 +76,25 @@ void Election::set_health(int priority_delta, std::optional<std::string> fault_r
     }
     if (fault_reason_ && role_ != Role::Fault) {
         if (role_ == Role::Master) {
-            send_advert(0);  // resign: a backup takes over after skew time (RFC 5798 §6.4.3)
+            resign(successor);
         }
         change_role(Role::Fault, *fault_reason_, now);
         return;
     }
     if (!fault_reason_ && role_ == Role::Fault) {
         become_backup("fault cleared (was: " + previous_fault.value_or("unknown") + ")", now);
+        return;
     }
+    if (role_ == Role::Backup && effective_priority() != previous_priority) {
+        send_presence(now);  // a resigning master picks its successor on current priorities
+    }
+}
+
+void Election::resign(const std::optional<std::string>& successor) {
+    // With a successor it takes over on receipt; without, a backup takes over after skew time
+    // (RFC 5798 §6.4.3).
+    const bool named = successor && !successor->empty() && *successor != config_.node_name;
+    send_advert(0, named ? successor : std::nullopt, named);
 }
 
 void Election::on_advert(const ReceivedAdvert& advert, Instant now) {
@@ -118,19 +130,30 @@ void Election::backup_on_advert(const ReceivedAdvert& advert, Instant now) {
         }
         preempt_at_.reset();
         if (advert.handover_target && *advert.handover_target != config_.node_name) {
-            // Hand-over to someone else: give the target the full down interval and do not
-            // preempt it once it is master.
+            // Hand-over to someone else: give the target the full down interval. After an
+            // operator's hand-over, do not preempt it once it is master either; a successor
+            // picked on a resign gets no such favour (a higher backup preempts it as usual).
             handover_to_other_ = *advert.handover_target;
             resigned_by_.reset();
-            yield_to_ = *advert.handover_target;
-            yield_target_heard_.reset();
+            if (!advert.successor) {
+                yield_to_ = *advert.handover_target;
+                yield_target_heard_.reset();
+            }
             master_down_timer_ = now + master_down_interval() + tie_stagger();
             last_heard_ = now;
             return;
         }
+        if (advert.handover_target) {
+            // Named: no skew wait. The others are holding back for us, so nobody contends.
+            become_master(advert.successor
+                              ? "master " + advert.sender +
+                                    " resigned (priority 0) and named this node its successor"
+                              : "hand-over from " + advert.sender + " to this node",
+                          now, /*named=*/true);
+            return;
+        }
         handover_to_other_.reset();
         resigned_by_ = advert.sender;
-        handed_to_me_ = advert.handover_target.has_value();
         master_down_timer_ = now + skew_time() + tie_stagger();
         return;
     }
@@ -176,7 +199,6 @@ void Election::backup_on_advert(const ReceivedAdvert& advert, Instant now) {
     heard_any_ = true;
     resigned_by_.reset();
     handover_to_other_.reset();
-    handed_to_me_ = false;
 }
 
 // RFC 5798 §6.4.3, Master: "If an ADVERTISEMENT is received".
@@ -246,9 +268,8 @@ void Election::backup_on_deadline(Instant now) {
     }
     std::string reason;
     if (resigned_by_) {
-        reason = (handed_to_me_ ? "hand-over from " + *resigned_by_ + " to this node"
-                                : "master " + *resigned_by_ + " resigned (priority 0)") +
-                 ": took over after skew time " + format_duration(skew_time());
+        reason = "master " + *resigned_by_ + " resigned (priority 0): took over after skew time " +
+                 format_duration(skew_time());
     } else if (handover_to_other_) {
         reason = "master down interval expired (hand-over to " + *handover_to_other_ +
                  " not taken up within " + format_duration(now - last_heard_) + ")";
@@ -319,12 +340,12 @@ void Election::reconfigure(ElectionConfig config, Instant now) {
     }
 }
 
-void Election::shutdown(Instant now) {
+void Election::shutdown(Instant now, std::optional<std::string> successor) {
     if (stopped_) {
         return;
     }
     if (role_ == Role::Master) {
-        send_advert(0);
+        resign(successor);
     }
     if (role_ != Role::Init) {
         change_role(Role::Init, "shutdown", now);
@@ -370,8 +391,8 @@ std::vector<ElectionEvent> Election::take_events() {
     return out;
 }
 
-void Election::become_master(std::string reason, Instant now) {
-    change_role(Role::Master, std::move(reason), now);
+void Election::become_master(std::string reason, Instant now, bool named) {
+    change_role(Role::Master, std::move(reason), now, named);
 }
 
 void Election::become_backup(std::string reason, Instant now) {
@@ -383,19 +404,18 @@ void Election::become_backup(std::string reason, Instant now) {
     heard_any_ = false;
 }
 
-void Election::change_role(Role to, std::string reason, Instant now) {
+void Election::change_role(Role to, std::string reason, Instant now, bool named) {
     FAILOVERD_ASSERT(!reason.empty());
     FAILOVERD_ASSERT(to != role_);
     const Role from = role_;
     role_ = to;
-    events_.emplace_back(std::in_place_type<RoleChange>, from, to, std::move(reason));
+    events_.emplace_back(std::in_place_type<RoleChange>, from, to, std::move(reason), named);
     adver_timer_.reset();
     master_down_timer_.reset();
     presence_timer_.reset();
     preempt_at_.reset();
     resigned_by_.reset();
     handover_to_other_.reset();
-    handed_to_me_ = false;
     switch (to) {
         case Role::Master:
             // RFC 5798 §6.4.1/§6.4.2: send an advert at once, then every interval.
@@ -416,16 +436,16 @@ void Election::change_role(Role to, std::string reason, Instant now) {
     }
 }
 
-void Election::send_advert(int priority, std::optional<std::string> target) {
+void Election::send_advert(int priority, std::optional<std::string> target, bool successor) {
     events_.emplace_back(std::in_place_type<AdvertToSend>, SenderState::Master, priority,
-                         std::move(target));
+                         std::move(target), successor);
 }
 
 void Election::send_presence(Instant now) {
     const bool backup = role_ == Role::Backup;
     events_.emplace_back(std::in_place_type<AdvertToSend>,
                          backup ? SenderState::Backup : SenderState::Fault,
-                         backup ? effective_priority() : 0, std::nullopt);
+                         backup ? effective_priority() : 0, std::nullopt, false);
     presence_timer_ = now + kPresenceEveryAdverts * config_.advertisement_interval;
 }
 

@@ -59,6 +59,9 @@ struct ReceivedAdvert {
     int priority = 0;
     Duration advert_interval = std::chrono::seconds(1);
     std::optional<std::string> handover_target;
+    // handover_target is the successor a master picked when it resigned (fault or stop), not
+    // an operator's choice: the other backups let it go first but do not yield to it after.
+    bool successor = false;
 };
 
 // Outputs, drained by the owner (Node) with take_events().
@@ -66,11 +69,15 @@ struct AdvertToSend {
     SenderState state = SenderState::Master;
     int priority = 0;
     std::optional<std::string> handover_target;
+    bool successor = false;  // see ReceivedAdvert::successor
 };
 struct RoleChange {
     Role from = Role::Init;
     Role to = Role::Init;
     std::string reason;
+    // To Master because the old master named this node (successor or hand-over): the other
+    // backups hold back, so nobody contends and the IP can be claimed without a read first.
+    bool named = false;
 };
 using ElectionEvent = std::variant<AdvertToSend, RoleChange>;
 
@@ -84,9 +91,13 @@ class Election {
 
     // Call whenever the instance's health or any other fault cause changes. `fault_reason`
     // set: the instance must be in Fault (a Master resigns with a priority-0 advert first).
-    // `priority_delta` (<= 0 usually) adjusts the configured priority. May emit RoleChange,
-    // AdvertToSend.
-    void set_health(int priority_delta, std::optional<std::string> fault_reason, Instant now);
+    // `priority_delta` (<= 0 usually) adjusts the configured priority. `successor`: when a
+    // Master resigns here, the backup its priority-0 advert names (fast resign: that backup
+    // takes over on receipt instead of after skew_time); empty keeps RFC 5798's resign. A
+    // Backup whose effective priority changes announces it at once (presence), so a master
+    // picks its successor on current priorities. May emit RoleChange, AdvertToSend.
+    void set_health(int priority_delta, std::optional<std::string> fault_reason, Instant now,
+                    std::optional<std::string> successor = std::nullopt);
 
     // Call for every verified Master-state advert for this instance from another node. May
     // emit RoleChange and AdvertToSend (a master answers a priority-0 advert at once).
@@ -98,6 +109,7 @@ class Election {
 
     // Operator hand-over. Only a Master acts on it: it sends a priority-0 advert naming
     // `to_node` (or nobody), becomes Backup and holds back from preempting the new master.
+    // The named node takes over as soon as it receives the advert.
     // Returns false (and does nothing) when not Master or when `to_node` is this node.
     bool handover(const std::optional<std::string>& to_node, Instant now);
 
@@ -108,9 +120,10 @@ class Election {
     // preempts as usual); turning preempt off cancels a pending preempt. May emit AdvertToSend.
     void reconfigure(ElectionConfig config, Instant now);
 
-    // Daemon stop: a Master resigns (priority-0 advert); every role goes to Init ("shutdown").
-    // After this the election ignores every input and has no deadline.
-    void shutdown(Instant now);
+    // Daemon stop: a Master resigns (priority-0 advert, naming `successor` as in set_health);
+    // every role goes to Init ("shutdown"). After this the election ignores every input and
+    // has no deadline.
+    void shutdown(Instant now, std::optional<std::string> successor = std::nullopt);
 
     std::optional<Instant> next_deadline() const;
     std::vector<ElectionEvent> take_events();
@@ -141,10 +154,13 @@ class Election {
     std::uint64_t adverts_ignored() const { return adverts_ignored_; }
 
   private:
-    void change_role(Role to, std::string reason, Instant now);
-    void become_master(std::string reason, Instant now);
+    void change_role(Role to, std::string reason, Instant now, bool named = false);
+    void become_master(std::string reason, Instant now, bool named = false);
     void become_backup(std::string reason, Instant now);
-    void send_advert(int priority, std::optional<std::string> target = std::nullopt);
+    void send_advert(int priority, std::optional<std::string> target = std::nullopt,
+                     bool successor = false);
+    // A Master leaving the role on purpose: priority 0, naming `successor` if there is one.
+    void resign(const std::optional<std::string>& successor);
     void send_presence(Instant now);
 
     void backup_on_advert(const ReceivedAdvert& advert, Instant now);
@@ -172,7 +188,6 @@ class Election {
     std::optional<Instant> yield_target_heard_;  // last advert from the hand-over target
     std::optional<Instant> outranking_master_heard_;
     std::optional<std::string> resigned_by_;        // a priority-0 advert armed skew time
-    bool handed_to_me_ = false;                     // ... and it named this node
     std::optional<std::string> handover_to_other_;  // a hand-over named another node
     std::string preempted_master_;
     int preempted_priority_ = 0;

@@ -30,6 +30,26 @@ double tie_stagger_for(const std::string& node_name) {
     return static_cast<double>(instance_id_of(node_name) % 1024) / (1024.0 * 16.0);
 }
 
+// The backup a resigning master names (docs/election.md, "Fast resign"): the one the election
+// would pick among those whose presence notice is current: highest advertised priority, ties
+// to the greater name. A presence notice comes every kPresenceEveryAdverts intervals, so one
+// missed notice still counts; a node silent for longer may be gone, and naming a dead node
+// would make the others wait a full master down interval instead of skew time.
+std::optional<std::string> pick_successor(const PeerTable& peers, Instant now) {
+    const PeerInfo* best = nullptr;
+    for (const auto& [name, peer] : peers.peers()) {
+        if (peer.state != SenderState::Backup || peer.priority <= 0 ||
+            now - peer.last_heard > (2 * kPresenceEveryAdverts + 1) * peer.advert_interval) {
+            continue;
+        }
+        if (best == nullptr || peer.priority > best->priority ||
+            (peer.priority == best->priority && peer.node_name > best->node_name)) {
+            best = &peer;
+        }
+    }
+    return best ? std::optional<std::string>(best->node_name) : std::nullopt;
+}
+
 ElectionConfig election_config(const NodeSpec& spec, const InstanceSpec& is) {
     ElectionConfig ec;
     ec.instance = is.name;
@@ -160,7 +180,7 @@ void Node::reconfigure(NodeSpec spec, Instant now) {
             std::any_of(spec_.instances.begin(), spec_.instances.end(),
                         [&](const InstanceSpec& is) { return is.name == inst.spec.name; });
         if (!stays) {
-            inst.election.shutdown(now);
+            inst.election.shutdown(now, pick_successor(inst.peers, now));
             drain(inst, now);
             inst.reconciler.stop();
             // Peers keep its replay window: if it comes back in this boot epoch, its adverts
@@ -321,7 +341,7 @@ void Node::on_advert(const AdvertReceived& in, Instant now) {
         inst->election.on_advert(
             ReceivedAdvert{advert.sender, advert.priority,
                            std::chrono::duration_cast<Duration>(advert.advert_interval),
-                           advert.handover_target},
+                           advert.handover_target, advert.successor},
             now);
     }
     // A peer that became master, resigned or changed priority may change who should hold the
@@ -395,7 +415,7 @@ void Node::on_maintenance(const AdminMaintenance& in, Instant now) {
 
 void Node::on_shutdown(Instant now) {
     for (auto& inst : instances_) {
-        inst.election.shutdown(now);
+        inst.election.shutdown(now, pick_successor(inst.peers, now));
         drain(inst, now);
         inst.reconciler.stop();
     }
@@ -412,7 +432,11 @@ void Node::apply_health(InstanceState& inst, Instant now) {
     } else if (h.fault) {
         fault = h.reason;
     }
-    inst.election.set_health(h.priority_delta, std::move(fault), now);
+    std::optional<std::string> successor;
+    if (fault && inst.election.role() == Role::Master) {
+        successor = pick_successor(inst.peers, now);
+    }
+    inst.election.set_health(h.priority_delta, std::move(fault), now, std::move(successor));
 }
 
 void Node::drain(InstanceState& inst, Instant now) {
@@ -433,6 +457,7 @@ void Node::drain(InstanceState& inst, Instant now) {
                 advert.boot_epoch = spec_.boot_epoch;
                 advert.sequence = ++inst.sequence;
                 advert.handover_target = out->handover_target;
+                advert.successor = out->successor;
                 actions_.push_back(
                     SendAdvert{inst.spec.name, encode_advert(advert, spec_.hmac_key)});
                 ++inst.adverts_sent;
@@ -443,7 +468,7 @@ void Node::drain(InstanceState& inst, Instant now) {
                 ++inst.transitions;
                 if (spec_.provider_enabled) {
                     if (change.to == Role::Master) {
-                        inst.reconciler.start(now);
+                        inst.reconciler.start(now, /*assign_first=*/change.named);
                     } else if (change.from == Role::Master) {
                         inst.reconciler.stop();
                     }

@@ -68,7 +68,7 @@ const PeerInfo* PeerTable::find(std::string_view node_name) const {
 Reconciler::Reconciler(ReconcilerConfig config)
     : config_(std::move(config)), backoff_(config_.backoff) {}
 
-void Reconciler::start(Instant now) {
+void Reconciler::start(Instant now, bool assign_first) {
     active_ = true;
     claimed_ = false;
     in_flight_.reset();
@@ -79,6 +79,15 @@ void Reconciler::start(Instant now) {
     status_.note.clear();
     status_.action_id.clear();
     next_routine_ = false;
+    // Assign first: the first claim of a term assigns whoever holds the IP (the partition
+    // rule), so a read first would only delay the POST by a round trip. If we hold it already
+    // the provider answers 422, which is read as "re-read the holder"; a pending action is 422
+    // "pending event" (Locked), a lost answer Transient: both re-read before posting again.
+    if (assign_first) {
+        status_.note = "claiming the IP (assign first, then verify)";
+        schedule(Step::Assign, now, ReconcilePhase::Assigning);
+        return;
+    }
     schedule(Step::ReadHolder, now, ReconcilePhase::Checking);
 }
 

@@ -135,10 +135,15 @@ class Reconciler {
   public:
     explicit Reconciler(ReconcilerConfig config);
 
-    // Call when the election makes this node Master: claims the IP (reads the holder first).
-    // The first claim of a mastership term ignores the partition rule (the election just
-    // decided the old master is gone); re-claims later in the term obey it.
-    void start(Instant now);
+    // Call when the election makes this node Master: claims the IP. The first claim of a
+    // mastership term ignores the partition rule (the election just decided the old master is
+    // gone); re-claims later obey it. `assign_first`: post the assign at once, then read the
+    // holder to verify (one provider round trip sooner). The node asks for it only when the
+    // takeover was uncontended (the old master named this node, the others hold back); after
+    // a down-interval or preempt takeover it reads first, because that round trip is also
+    // the window in which two backups that took over together hear each other, and the one
+    // that steps down never posts.
+    void start(Instant now, bool assign_first = false);
 
     // Call when the node stops being Master (or the daemon stops). Forgets in-flight calls
     // (their replies will be ignored) and never calls Assign until start() again.

@@ -190,6 +190,20 @@ RequestId CurlMulti::perform(HttpRequest request, std::function<void(HttpRespons
             set(e, CURLOPT_SSL_VERIFYPEER, 0L);
             set(e, CURLOPT_SSL_VERIFYHOST, 0L);
         }
+        if (r.tcp_keepalive_idle > Duration::zero()) {
+            const long idle_s = std::max<long>(
+                1, static_cast<long>(
+                       std::chrono::duration_cast<std::chrono::seconds>(r.tcp_keepalive_idle)
+                           .count()));
+            set(e, CURLOPT_TCP_KEEPALIVE, 1L);
+            set(e, CURLOPT_TCP_KEEPIDLE, idle_s);
+            set(e, CURLOPT_TCP_KEEPINTVL, std::max<long>(1, idle_s / 2));
+        }
+        if (r.max_idle_reuse > Duration::zero()) {
+            set(e, CURLOPT_MAXAGE_CONN,
+                static_cast<long>(
+                    std::chrono::duration_cast<std::chrono::seconds>(r.max_idle_reuse).count()));
+        }
         if (r.connect_only) {
             set(e, CURLOPT_CONNECT_ONLY, 1L);
             set(e, CURLOPT_FRESH_CONNECT, 1L);

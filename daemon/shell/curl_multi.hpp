@@ -32,6 +32,11 @@ struct HttpRequest {
     std::string ca_file;  // empty: the system store
     bool verify_tls = true;
     std::size_t max_body_bytes = 8 * 1024 * 1024;  // more is an error ("response body exceeds")
+    // TCP keep-alive probes after this much idle time on the connection (0 = off): a cached
+    // connection whose peer or NAT state is gone is found before the next request needs it.
+    Duration tcp_keepalive_idle{0};
+    // A cached connection idle longer than this is not reused (0 = curl's default, 118 s).
+    Duration max_idle_reuse{0};
 
     // Streaming (Docker /events): when set, body chunks go here as they arrive and are not
     // collected in HttpResponse::body. Return false to abort the transfer (reported as done

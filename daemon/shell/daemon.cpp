@@ -21,6 +21,7 @@
 
 #include "daemon/shell/logging.hpp"
 #include "health/check_runner.hpp"
+#include "health/docker_probe.hpp"
 
 namespace failoverd {
 
@@ -174,6 +175,27 @@ bool verified_before_drop(DropReason r) {
     }
 }
 
+// A docker check's event stream in `failoverctl status`.
+nlohmann::json docker_events_json(const health::DockerProbe& probe) {
+    const health::DockerEventStream* stream = probe.event_stream();
+    if (stream == nullptr) {
+        return "off";
+    }
+    using State = health::DockerEventStream::State;
+    const char* state = stream->state() == State::Up     ? "connected"
+                        : stream->state() == State::Down ? "down"
+                                                         : "connecting";
+    nlohmann::json j = {{"stream", state},
+                        {"socket", stream->socket_path()},
+                        {"reconnects", stream->reconnects()},
+                        {"received", stream->events_received()},
+                        {"matched", probe.events_matched()},
+                        {"runs", probe.event_runs()}};
+    j["error"] = stream->down_reason().empty() ? nlohmann::json(nullptr)
+                                               : nlohmann::json(stream->down_reason());
+    return j;
+}
+
 }  // namespace
 
 NodeSpec node_spec_of(const Config& config, const std::string& provider_id,
@@ -319,8 +341,13 @@ void Daemon::add_probes(const Config& config, health::ProbeRunner& runner) {
                 continue;
             }
             try {
-                runner.add(name, health::make_probe(*check, loop_, curl_),
-                           health::schedule_of(*check));
+                auto probe = health::make_probe(*check, loop_, curl_);
+                if (auto* docker = dynamic_cast<health::DockerProbe*>(probe.get());
+                    docker != nullptr && check->docker_events) {
+                    // The runner owns the probe, so the probe never outlives this callback.
+                    docker->watch_events(loop_, [&runner, name] { runner.run_now(name); });
+                }
+                runner.add(name, std::move(probe), health::schedule_of(*check));
             } catch (const std::exception& e) {
                 throw std::runtime_error("check " + name + ": " + e.what());
             }
@@ -998,12 +1025,17 @@ nlohmann::json Daemon::status_json() const {
             ij["transitions"] = i.transitions;
             ij["checks"] = json::array();
             for (const CheckStatus& c : i.checks) {
-                ij["checks"].push_back({{"name", c.name},
-                                        {"state", health::to_string(c.state)},
-                                        {"reason", c.last_reason},
-                                        {"weight", c.weight},
-                                        {"successes_in_a_row", c.successes_in_a_row},
-                                        {"failures_in_a_row", c.failures_in_a_row}});
+                json cj = {{"name", c.name},
+                           {"state", health::to_string(c.state)},
+                           {"reason", c.last_reason},
+                           {"weight", c.weight},
+                           {"successes_in_a_row", c.successes_in_a_row},
+                           {"failures_in_a_row", c.failures_in_a_row}};
+                if (const auto* docker =
+                        dynamic_cast<const health::DockerProbe*>(probes_->probe(c.name))) {
+                    cj["events"] = docker_events_json(*docker);
+                }
+                ij["checks"].push_back(std::move(cj));
             }
             ij["peers"] = json::array();
             for (const PeerInfo& p : i.peers) {

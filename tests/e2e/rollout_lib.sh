@@ -86,7 +86,9 @@ rollout_run() {
         --remote-config "$E2E_WORK/hosts/{host}.conf" --check-wait "${ROLLOUT_CHECK_WAIT:-60s}" \
         --handover-wait 30s \
         --json "$@" >"$E2E_WORK/rollout.json" 2>"$E2E_WORK/rollout.out" || rc=$?
-    sed 's/^/    rollout: /' "$E2E_WORK/rollout.out" >&2
+    if [ "${ROLLOUT_QUIET:-0}" != 1 ] || [ "$rc" -ne "$expected" ]; then
+        sed 's/^/    rollout: /' "$E2E_WORK/rollout.out" >&2
+    fi
     [ "$rc" -eq "$expected" ] || e2e_fail "failoverctl rollout exited $rc, expected $expected"
 }
 

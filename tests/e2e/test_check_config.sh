@@ -44,7 +44,7 @@ chmod 644 "$work/master.sh"
 expected="$config:4: nmae: unknown key in [node]; did you mean name? (allowed: name, listen, control_socket, state_dir)
 $config:8: auth_key_file: $work/auth.key has mode 0644, open to group or others; chmod 600 it (allowed: a regular file with mode 0600 or stricter)
 $config:9: advert_interval: not a duration: '2 seconds' (allowed: 10ms..40.95s in steps of 10ms)
-$config:14: url: not valid for type = docker (allowed: type, interval, timeout, rise, fall, weight, socket, label, name, expect, min, require_healthy)
+$config:14: url: not valid for type = docker (allowed: type, interval, timeout, rise, fall, weight, socket, label, name, expect, min, require_healthy, events)
 $config:18: priority: 300 is out of range (allowed: 1..254)
 $config:19: checks: unknown check 'web' (allowed: containers)
 $config:20: notify_master: $work/master.sh is not executable, mode 0644 (allowed: a command line whose program is an executable file)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Two real failoverd processes in two namespaces: kill -9 the master and the backup takes
 # over after the master down interval; the old master comes back and preempts; SIGTERM the
-# master and the backup takes over after skew time (a priority-0 resign), with notify_stop run
+# master and the backup it names takes over at once (a priority-0 resign), with notify_stop run
 # and exit status 0.
 source "$(dirname "$0")/lib.sh"
 
@@ -34,7 +34,7 @@ e2e_wait "n1 MASTER again (preempt)" 20 e2e_role_is 1 MASTER
 e2e_wait "n2 BACKUP again" 20 e2e_role_is 2 BACKUP
 e2e_expect "one master after preemption" e2e_masters_are 1
 
-# SIGTERM: n1 resigns with a priority-0 advert; n2 takes over after skew time.
+# SIGTERM: n1 resigns with a priority-0 advert naming n2, which takes over on receipt.
 before_ms=$(e2e_now_ms)
 e2e_kill 1 TERM
 e2e_expect "n1 exited 0 after SIGTERM" test "$E2E_LAST_EXIT" -eq 0

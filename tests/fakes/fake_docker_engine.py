@@ -10,6 +10,16 @@ while a check is running. The file is either a list of containers or an object:
   {"containers": [...], "fault": "hang|slow|garbage|500|close", "delay": 2.5}
 A container is either an Engine object (with "Names", as in tests/fixtures/docker/) or short:
   {"name": "web-1", "state": "running", "health": "healthy", "labels": {"app": "minitwit"}}
+GET /events and /v1.NN/events stream the Engine's newline-delimited JSON events (chunked, as
+dockerd does) for the state changes the fake sees in its state file, polled every 50 ms: start,
+die, destroy, pause, unpause and "health_status: healthy|unhealthy", honouring an "event" filter.
+The state file key "listing_lag" (seconds) makes the listing show the containers as they were
+that long ago, as dockerd 20.10 does for a moment after `die` (its events come first).
+The state file key "events_fault" breaks the stream instead (listing faults are separate):
+  hang     read the request, never send the response head
+  garbage  200, then a line that is not JSON (also on a stream already open)
+  close    200, then half an event, then close (also on a stream already open)
+  500      HTTP 500 with an Engine-style {"message": ...}
 Faults apply to the container listing only (/_ping and /version always answer):
   hang     read the request, never answer (the connection stays open)
   slow     answer after `delay` seconds (default 5)
@@ -28,10 +38,13 @@ import http.server
 import json
 import os
 import re
+import select as io_select
 import signal
+import socket
 import socketserver
 import sys
 import threading
+import time
 import urllib.parse
 
 API_VERSION = "1.41"
@@ -131,11 +144,46 @@ class Engine:
         self.default_fault = fault
         self.default_delay = delay
         self.requests = 0
+        self.event_streams = 0
+        self.events_sent = 0
         self.lock = threading.Lock()
+        self.history = []  # (first seen, containers), for listing_lag
+
+    def remember(self, containers):
+        """Notes when the fake first saw this state; the listing may show an older one."""
+        now = time.monotonic()
+        with self.lock:
+            if not self.history or self.history[-1][1] != containers:
+                self.history.append((now, containers))
+                del self.history[:-100]
+
+    def lagging(self, containers, lag):
+        """The state as it was `lag` seconds ago (the oldest one remembered if none is that old)."""
+        self.remember(containers)
+        if lag <= 0:
+            return containers
+        cutoff = time.monotonic() - lag
+        with self.lock:
+            shown = self.history[0][1]
+            for seen, state in self.history:
+                if seen <= cutoff:
+                    shown = state
+            return shown
 
     def load(self):
         """Returns (containers, fault, delay); a missing or broken state file is an empty engine."""
-        containers, fault, delay = [], self.default_fault, self.default_delay
+        containers, fault, delay, _ = self.load_all()
+        return containers, fault, delay
+
+    def load_all(self):
+        """As load(), plus the events fault."""
+        containers, fault, delay, events_fault, _ = self.load_lag()
+        return containers, fault, delay, events_fault
+
+    def load_lag(self):
+        """As load_all(), plus the listing lag in seconds."""
+        containers, fault, delay, events_fault = [], self.default_fault, self.default_delay, None
+        lag = 0.0
         if self.state_path:
             try:
                 with open(self.state_path) as f:
@@ -148,9 +196,74 @@ class Engine:
                 containers = state.get("containers", [])
                 fault = state.get("fault", fault)
                 delay = float(state.get("delay", delay))
+                events_fault = state.get("events_fault")
+                lag = float(state.get("listing_lag", 0))
             else:
                 containers = state
-        return [expand(c, i) for i, c in enumerate(containers)], fault, delay
+        expanded = [expand(c, i) for i, c in enumerate(containers)]
+        self.remember(expanded)
+        return expanded, fault, delay, events_fault, lag
+
+
+def health_of(c):
+    status = c.get("Status", "")
+    if "(healthy)" in status:
+        return "healthy"
+    if "(unhealthy)" in status:
+        return "unhealthy"
+    if "(health: starting)" in status:
+        return "starting"
+    return None
+
+
+def snapshot(containers):
+    """name -> (container, state, health), the part of the state events are made from."""
+    out = {}
+    for c in containers:
+        name = (c.get("Names") or ["/?"])[0].lstrip("/")
+        out[name] = (c, container_state(c), health_of(c))
+    return out
+
+
+def changes(before, after):
+    """The (action, container) events that turn `before` into `after`, as dockerd would send."""
+    out = []
+    for name, (c, state, health) in after.items():
+        old = before.get(name)
+        old_state = old[1] if old else None
+        if state != old_state:
+            if state == "running" and old_state == "paused":
+                out.append(("unpause", c))
+            elif state == "running":
+                out.append(("start", c))
+            elif state == "paused":
+                out.append(("pause", c))
+            elif old_state in ("running", "paused", "restarting"):
+                out.append(("die", c))
+        if state == "running" and health in ("healthy", "unhealthy") and (
+                not old or old[2] != health):
+            out.append(("health_status: " + health, c))
+    for name, (c, state, _) in before.items():
+        if name not in after:
+            if state in ("running", "paused"):
+                out.append(("die", c))
+            out.append(("destroy", c))
+    return out
+
+
+def event_json(action, c):
+    now = time.time()
+    attributes = dict(c.get("Labels") or {})
+    attributes["image"] = c.get("Image", "")
+    attributes["name"] = (c.get("Names") or ["/?"])[0].lstrip("/")
+    if action == "die":
+        attributes["exitCode"] = "137"
+    return json.dumps({
+        "status": action, "id": c["Id"], "from": c.get("Image", ""),
+        "Type": "container", "Action": action,
+        "Actor": {"ID": c["Id"], "Attributes": attributes},
+        "scope": "local", "time": int(now), "timeNano": int(now * 1e9),
+    }) + "\n"
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -201,11 +314,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                 "Details": {"ApiVersion": API_VERSION}}],
             }))
             return
+        if path == "/events":
+            self.stream_events(urllib.parse.parse_qs(url.query))
+            return
         if path != "/containers/json":
             self.send_body(404, json.dumps({"message": "page not found"}))
             return
 
-        containers, fault, delay = engine.load()
+        containers, fault, delay, _, lag = engine.load_lag()
+        containers = engine.lagging(containers, lag)
         if fault == "hang":
             # Keep the connection open without answering until the client gives up.
             while not self.server.stopping.wait(0.2):
@@ -228,6 +345,64 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_body(400, json.dumps({"message": error}))
             return
         self.send_body(200, json.dumps(selected))
+
+
+    def client_gone(self, timeout):
+        """Waits up to `timeout` seconds; True once the client has closed its end."""
+        readable, _, _ = io_select.select([self.connection], [], [], timeout)
+        if not readable:
+            return False
+        try:
+            return self.connection.recv(4096, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
+
+    def send_chunk(self, text):
+        data = text.encode()
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+
+    def stream_events(self, query):
+        engine = self.server.engine
+        self.close_connection = True
+        containers, _, _, fault = engine.load_all()
+        with engine.lock:
+            engine.event_streams += 1
+        if fault == "hang":
+            while not self.server.stopping.is_set() and not self.client_gone(0.2):
+                pass
+            return
+        if fault == "500":
+            self.send_body(500, json.dumps({"message": "fake engine: injected events error"}))
+            return
+        try:
+            filters = json.loads(query.get("filters", ["{}"])[-1] or "{}")
+        except json.JSONDecodeError:
+            filters = {}
+        wanted = filter_values(filters, "event") if isinstance(filters, dict) else []
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Api-Version", API_VERSION)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        before = snapshot(containers)
+        while not self.server.stopping.is_set():
+            if fault == "garbage":
+                self.send_chunk("this is not an event\n")
+                return
+            if fault == "close":
+                self.send_chunk('{"Type":"container","Action":"di')
+                return
+            if self.client_gone(0.05):
+                return
+            containers, _, _, fault = engine.load_all()
+            after = snapshot(containers)
+            for action, c in changes(before, after):
+                if wanted and action.split(":")[0] not in wanted:
+                    continue
+                self.send_chunk(event_json(action, c))
+                with engine.lock:
+                    engine.events_sent += 1
+            before = after
 
 
 class Server(socketserver.ThreadingUnixStreamServer):

@@ -63,10 +63,18 @@ Config make_config(const FakeDoApi& fake, const std::string& token_file) {
 // The fake, a loop, curl and a provider acting as droplet 1 (and optionally a second one as
 // droplet 2, the competing node).
 struct Harness {
-    explicit Harness(const std::string& token = kFakeGoodToken) {
+    // Keep-warm reads off: the rows here count requests and faults exactly; the keep-warm
+    // tests turn it on.
+    explicit Harness(const std::string& token = kFakeGoodToken,
+                     failoverd::testing::FakeDoApiOptions options = {}, bool trust_ca = true)
+        : fake(failoverd::testing::default_fake_do_setup(), std::move(options)) {
         config = make_config(fake, fake.write_token_file("token", token));
+        if (trust_ca) {
+            config.provider.ca_file = fake.ca_file();
+        }
         provider = std::make_unique<DigitalOceanProvider>(loop, curl, config.provider,
                                                           std::to_string(kFakeDroplet1));
+        provider->set_keep_warm_idle(Duration::zero());
     }
 
     ProviderReplied call(DigitalOceanProvider& p, ProviderOp op, const std::string& ip = kFakeIp,
@@ -606,6 +614,109 @@ TEST_CASE("DigitalOceanProvider: the token appears in no log, detail or status")
         }
     }
     CHECK(text.find("Bearer") == std::string::npos);
+}
+
+namespace {
+
+failoverd::testing::FakeDoApiOptions with_tls() {
+    failoverd::testing::FakeDoApiOptions o;
+    o.tls = true;
+    return o;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "DigitalOceanProvider: over HTTPS with ca_file, the assign goes out on a warm connection") {
+    LogCapture logs;
+    Harness h(kFakeGoodToken, with_tls());
+    REQUIRE(h.fake.api_url().rfind("https://", 0) == 0);
+    // Keep-warm on, as in the daemon: the first read opens the connection (TCP + TLS).
+    h.provider->set_keep_warm_idle(DigitalOceanProvider::kKeepWarmIdle);
+    REQUIRE(h.loop.run_until(
+        [&] { return h.provider->keep_warm_calls() == 1 && h.provider->connections_new() == 1; },
+        kWait));
+    REQUIRE(h.poll([&] { return h.fake.request_log().size() >= 1; }));
+    CHECK(h.fake.request_log().at(0).at("path") == "/v2/reserved_ips?per_page=1");
+
+    const auto read = h.call(ProviderOp::ReadHolder);
+    CHECK(read.outcome == ProviderOutcome::Ok);
+    const auto assign = h.call(ProviderOp::Assign);
+    REQUIRE(assign.outcome == ProviderOutcome::Ok);
+    CHECK(assign.http_status == 201);
+    CHECK(h.provider->connections_new() == 1);  // one handshake for all three requests
+    CHECK(h.provider->connections_reused() == 2);
+    CHECK(h.provider->keep_warm_failures() == 0);
+    const auto status = h.provider->status();
+    CHECK(status.at("connections").at("last_assign") == "reused");
+    CHECK(status.at("connections").at("new") == 1);
+    CHECK(status.at("keep_warm").at("calls") == 1);
+    CHECK(logs.text().find("[web] provider assign " + std::string(kFakeIp) +
+                           " answered HTTP 201 in ") != std::string::npos);
+    CHECK(logs.text().find(" on a reused connection") != std::string::npos);
+    const auto done = h.poll_action(*h.provider, assign.action_id);
+    CHECK(done.action_status == ActionStatus::Completed);
+    CHECK(h.call(ProviderOp::ReadHolder).holder == self());
+}
+
+TEST_CASE("DigitalOceanProvider: keep-warm reads only while idle, on the same connection") {
+    Harness h;
+    h.provider->set_keep_warm_idle(300ms);
+    REQUIRE(h.loop.run_until([&] { return h.provider->keep_warm_calls() >= 3; }, kWait));
+    // Each keep-warm read found the connection the first one opened.
+    REQUIRE(h.loop.run_until(
+        [&] {
+            return h.provider->connections_new() + h.provider->connections_reused() >=
+                   h.provider->keep_warm_calls();
+        },
+        kWait));
+    CHECK(h.provider->connections_new() == 1);
+    CHECK(h.provider->connections_reused() >= 2);
+    // Calls from the core push the next keep-warm read out: none while they keep coming.
+    h.provider->set_keep_warm_idle(2s);
+    const auto before = h.provider->keep_warm_calls();
+    for (int i = 0; i < 5; ++i) {
+        CHECK(h.call(ProviderOp::ReadHolder).outcome == ProviderOutcome::Ok);
+    }
+    CHECK(h.provider->keep_warm_calls() <= before + 1);  // at most one already due
+    for (const auto& r : h.fake.request_log()) {
+        CHECK(r.at("method") == "GET");
+    }
+}
+
+TEST_CASE("DigitalOceanProvider: HTTPS without the test CA fails as a TLS error, token unseen") {
+    LogCapture logs;
+    // The system store does not know the test CA: every request fails verification.
+    Harness h(kFakeGoodToken, with_tls(), /*trust_ca=*/false);
+    CHECK(h.config.provider.ca_file.empty());
+    h.provider->set_keep_warm_idle(200ms);
+    const auto r = h.call(ProviderOp::ReadHolder);
+    CHECK(r.outcome == ProviderOutcome::Transient);
+    CHECK(r.http_status == 0);
+    MESSAGE("without ca_file: " << r.detail);
+    CHECK(r.detail.find("SSL certificate problem") != std::string::npos);
+    CHECK(r.detail.find("local issuer certificate") != std::string::npos);
+    const auto assign = h.call(ProviderOp::Assign);
+    CHECK(assign.outcome == ProviderOutcome::Transient);
+    REQUIRE(h.loop.run_until([&] { return h.provider->keep_warm_failures() >= 1; }, kWait));
+    const auto status = h.provider->status();
+    const std::string text = logs.text();
+    CHECK(status.at("outcomes").at("transient") == 2);
+    CHECK(status.at("last_error").at("detail").get<std::string>().find("SSL certificate") !=
+          std::string::npos);
+    CHECK(status.at("keep_warm").at("last_error").get<std::string>().find("certificate") !=
+          std::string::npos);
+    // A connection was opened for it, and the handshake failed.
+    CHECK(status.at("connections").at("last_assign") == "new");
+    CHECK(text.find("provider assign " + std::string(kFakeIp) + " answered nothing in ") !=
+          std::string::npos);
+    CHECK(h.fake.holder() != kFakeDroplet1);
+    CHECK(text.find("SSL certificate problem") != std::string::npos);
+    CHECK(text.find(kFakeGoodToken) == std::string::npos);
+    CHECK(status.dump().find(kFakeGoodToken) == std::string::npos);
+    for (const auto& d : h.details) {
+        CHECK(d.find(kFakeGoodToken) == std::string::npos);
+    }
 }
 
 TEST_CASE("make_provider: by type") {

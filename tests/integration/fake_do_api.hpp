@@ -18,6 +18,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -76,6 +77,9 @@ inline nlohmann::json default_fake_do_setup() {
 struct FakeDoApiOptions {
     bool metadata = true;       // also start the metadata listener
     bool manual_clock = false;  // --manual-clock: time moves only through clock_advance()
+    // The API port serves HTTPS with a certificate from a throwaway CA (tests/fakes/
+    // make_test_ca.sh, for 127.0.0.1); clients trust ca_file(). Metadata stays plain HTTP.
+    bool tls = false;
     std::vector<std::string> extra_args;
     std::chrono::seconds start_deadline{60};
 };
@@ -104,6 +108,12 @@ class FakeDoApi {
         if (options.manual_clock) {
             args.emplace_back("--manual-clock");
         }
+        if (options.tls) {
+            make_test_ca();
+            args.insert(args.end(), {"--tls-cert", dir_ + "/tls/server.pem", "--tls-key",
+                                     dir_ + "/tls/server.key"});
+            tls_ = true;
+        }
         args.insert(args.end(), options.extra_args.begin(), options.extra_args.end());
         spawn(args);
         wait_ready(options.start_deadline);
@@ -118,7 +128,11 @@ class FakeDoApi {
     FakeDoApi(const FakeDoApi&) = delete;
     FakeDoApi& operator=(const FakeDoApi&) = delete;
 
-    std::string api_url() const { return "http://127.0.0.1:" + std::to_string(api_port_); }
+    std::string api_url() const {
+        return (tls_ ? "https://127.0.0.1:" : "http://127.0.0.1:") + std::to_string(api_port_);
+    }
+    // The test CA that signed the API's certificate (empty without FakeDoApiOptions::tls).
+    std::string ca_file() const { return tls_ ? dir_ + "/tls/ca.pem" : std::string(); }
     // Base of the metadata service; the fake picks the droplet by source address, which is
     // always 127.0.0.1 here, so tests use metadata_url_for(droplet) instead.
     std::string metadata_url() const {
@@ -219,6 +233,17 @@ class FakeDoApi {
     }
 
   private:
+    void make_test_ca() const {
+        const std::string command = "/bin/bash '" + std::string(FAILOVERD_FAKES_DIR) +
+                                    "/make_test_ca.sh' '" + dir_ + "/tls' 127.0.0.1 localhost >'" +
+                                    dir_ + "/make_test_ca.log' 2>&1";
+        const int rc = std::system(command.c_str());
+        std::ifstream log(dir_ + "/make_test_ca.log");
+        std::stringstream text;
+        text << log.rdbuf();
+        REQUIRE_MESSAGE(rc == 0, "make_test_ca.sh failed:\n" << text.str());
+    }
+
     void spawn(const std::vector<std::string>& args) {
         std::vector<char*> argv;
         for (const auto& a : args) {
@@ -304,6 +329,10 @@ class FakeDoApi {
         curl_easy_setopt(curl, CURLOPT_TIMEOUT, 30L);
         curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+        const std::string ca = ca_file();
+        if (!ca.empty()) {
+            curl_easy_setopt(curl, CURLOPT_CAINFO, ca.c_str());
+        }
         if (method != "GET") {
             curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.c_str());
             curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
@@ -346,6 +375,7 @@ class FakeDoApi {
     std::string dir_;
     pid_t pid_ = -1;
     int api_port_ = 0;
+    bool tls_ = false;
     int metadata_port_ = 0;
 };
 

@@ -189,7 +189,8 @@ TEST_CASE("Advert: BadField for authenticated but out-of-range fields") {
     };
     const Row rows[] = {
         {"unknown sender state", 5, {3}},
-        {"reserved byte set", 7, {1}},
+        {"successor flag without a target", 7, {1}},
+        {"unknown flag bit", 7, {2}},
         {"interval of 0 ms", 12, {0, 0, 0, 0}},
         {"interval of 9 ms", 12, {0, 0, 0, 9}},
         {"interval above one hour", 12, {0x00, 0x36, 0xee, 0x81}},
@@ -206,6 +207,21 @@ TEST_CASE("Advert: BadField for authenticated but out-of-range fields") {
     a = golden_master();
     a.sender = "";
     CHECK(drop_of(decode_advert(encode_advert(a, kKey), kKey)) == DropReason::BadField);
+}
+
+TEST_CASE("Advert: the successor flag travels with a resign that names a target") {
+    Advert a = golden_master();
+    a.priority = 0;
+    a.handover_target = "web-2";
+    a.successor = true;
+    const Bytes bytes = encode_advert(a, kKey);
+    CHECK(bytes[7] == kAdvertFlagSuccessor);
+    const Advert back = advert_of(decode_advert(bytes, kKey));
+    CHECK(back.successor);
+    CHECK(back == a);
+    a.successor = false;  // an operator hand-over: no flag
+    CHECK(encode_advert(a, kKey)[7] == 0);
+    CHECK_FALSE(advert_of(decode_advert(encode_advert(a, kKey), kKey)).successor);
 }
 
 TEST_CASE("Advert: UnknownInstance when the instance is not configured here") {

@@ -221,8 +221,8 @@ TEST_CASE("config: unknown key, with the closest known key suggested") {
           Lines{file +
                 ":4: expected_status: unknown key in [check.w]; did you mean expect_status? "
                 "(allowed: type, interval, timeout, rise, fall, weight, socket, label, name, "
-                "expect, min, require_healthy, url, expect_status, body_contains, tls_verify, "
-                "target, command)"});
+                "expect, min, require_healthy, events, url, expect_status, body_contains, "
+                "tls_verify, target, command)"});
     CHECK(errors_of("[cluster]\nwhatever = 1\n", file) ==
           Lines{file + ":2: whatever: unknown key in [cluster] (allowed: peer, peers_from_tag, "
                        "auth_key_file, advert_interval)"});
@@ -420,7 +420,7 @@ TEST_CASE("config: a key that does not belong to the check's type") {
     CHECK(errors_of("[check.c]\ntype = docker\nexpect = 10\nurl = http://localhost/\n", file) ==
           Lines{file +
                 ":4: url: not valid for type = docker (allowed: type, interval, timeout, rise, "
-                "fall, weight, socket, label, name, expect, min, require_healthy)"});
+                "fall, weight, socket, label, name, expect, min, require_healthy, events)"});
     CHECK(errors_of("[check.c]\ncommand = /bin/true\ntype = tcp\ntarget = a:1\n", file) ==
           Lines{file +
                 ":2: command: not valid for type = tcp (allowed: type, interval, timeout, rise, "

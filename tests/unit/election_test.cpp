@@ -353,13 +353,11 @@ TEST_CASE("Election: hand-over to a named peer") {
     const ReceivedAdvert resign = advert("web-1", 0, 1s, "web-2");
     target.on_advert(resign, now);
     other.on_advert(resign, now);
-    CHECK(target.master_down_timer() == now + target.skew_time());  // the target: skew only
-    CHECK(other.master_down_timer() == now + other.master_down_interval());  // others: full
-
-    target.on_deadline(now + target.skew_time());
+    // The target takes over on receipt (no skew wait); the others wait the full interval.
     CHECK(target.role() == Role::Master);
-    CHECK(drain(target).changes.at(0).reason ==
-          "hand-over from web-1 to this node: took over after skew time 609 ms");
+    CHECK(drain(target).changes.at(0).reason == "hand-over from web-1 to this node");
+    CHECK(other.master_down_timer() == now + other.master_down_interval());
+    CHECK(other.yielding_to() == std::optional<std::string>("web-2"));
 
     // Higher-priority nodes do not preempt the target they yielded to.
     for (int i = 1; i <= 20; ++i) {
@@ -371,6 +369,86 @@ TEST_CASE("Election: hand-over to a named peer") {
     }
     CHECK(old_master.role() == Role::Backup);
     CHECK(other.role() == Role::Backup);
+}
+
+TEST_CASE("Election: a master resigning on a fault names its successor, which takes over at once") {
+    Election old_master = master(config(200, "web-1"));
+    Election successor = backup(config(100, "web-2"));
+    Election other = backup(config(150, "web-3"));
+    const Instant now = t0 + 20s;
+    successor.on_advert(advert("web-1", 200), now - 1s);
+    other.on_advert(advert("web-1", 200), now - 1s);
+
+    old_master.set_health(0, "web failing: 9/10 running", now, std::string("web-2"));
+    auto d = drain(old_master);
+    CHECK(old_master.role() == Role::Fault);
+    REQUIRE(d.adverts.size() == 2);
+    CHECK(d.adverts[0].priority == 0);
+    CHECK(d.adverts[0].handover_target == std::optional<std::string>("web-2"));
+    CHECK(d.adverts[0].successor);
+    CHECK(d.adverts[1].state == SenderState::Fault);
+
+    ReceivedAdvert resign = advert("web-1", 0, 1s, "web-2");
+    resign.successor = true;
+    successor.on_advert(resign, now);
+    other.on_advert(resign, now);
+    CHECK(successor.role() == Role::Master);
+    CHECK(drain(successor).changes.at(0).reason ==
+          "master web-1 resigned (priority 0) and named this node its successor");
+    CHECK(other.role() == Role::Backup);
+    CHECK(other.master_down_timer() == now + other.master_down_interval());
+    // Unlike an operator's hand-over, nobody yields: a higher backup (web-3, 150 > 100; the
+    // master's view of priorities was stale) preempts the successor as usual.
+    CHECK_FALSE(other.yielding_to().has_value());
+    other.on_advert(advert("web-2", 100), now + 1s);
+    other.on_deadline(now + 1s + other.master_down_interval());
+    CHECK(other.role() == Role::Master);
+}
+
+TEST_CASE("Election: a successor in Fault ignores the resign; the others take over after MDI") {
+    Election faulted = backup(config(100, "web-2"));
+    faulted.set_health(0, "checks failing", t0 + 1s);
+    Election other = backup(config(90, "web-3"));
+    const Instant now = t0 + 20s;
+    ReceivedAdvert resign = advert("web-1", 0, 1s, "web-2");
+    resign.successor = true;
+    faulted.on_advert(resign, now);
+    other.on_advert(resign, now);
+    CHECK(faulted.role() == Role::Fault);
+    CHECK(other.role() == Role::Backup);
+    other.on_deadline(now + other.master_down_interval() - 1ms);
+    CHECK(other.role() == Role::Backup);
+    other.on_deadline(now + other.master_down_interval());
+    CHECK(other.role() == Role::Master);
+    CHECK(drain(other).changes.back().reason.find("hand-over to web-2 not taken up") !=
+          std::string::npos);
+}
+
+TEST_CASE("Election: shutdown names the successor; a resign without one keeps RFC skew") {
+    Election e = master(config(100, "web-1"));
+    e.shutdown(t0 + 10s, std::string("web-2"));
+    auto d = drain(e);
+    REQUIRE(master_adverts(d) == 1);
+    CHECK(d.adverts[0].handover_target == std::optional<std::string>("web-2"));
+    CHECK(d.adverts[0].successor);
+
+    Election plain = master(config(100, "web-1"));
+    plain.set_health(0, "maintenance", t0 + 10s, std::nullopt);
+    d = drain(plain);
+    REQUIRE(master_adverts(d) >= 1);
+    CHECK_FALSE(d.adverts[0].handover_target.has_value());
+    CHECK_FALSE(d.adverts[0].successor);
+}
+
+TEST_CASE("Election: a backup announces a changed effective priority at once") {
+    Election e = backup(config(100));
+    e.set_health(-30, std::nullopt, t0 + 1s);
+    auto d = drain(e);
+    REQUIRE(d.adverts.size() == 1);
+    CHECK(d.adverts[0].state == SenderState::Backup);
+    CHECK(d.adverts[0].priority == 70);
+    e.set_health(-30, std::nullopt, t0 + 2s);  // unchanged: nothing
+    CHECK(drain(e).adverts.empty());
 }
 
 TEST_CASE(

@@ -203,7 +203,7 @@ TEST_CASE("Node: first-round results in the spec start the instance without a Fa
     CHECK(c.transitions.back().reason.find("missing: web-3") != std::string::npos);
 }
 
-TEST_CASE("Node: a master whose containers fail resigns and the backup takes over after skew") {
+TEST_CASE("Node: a master whose containers fail names the backup, which takes over on receipt") {
     auto a = spec("web-1", 150);
     a.checks["docker"] = health::CheckPolicy{1, 1, 0};
     a.instances[0].checks = {"docker"};
@@ -216,11 +216,11 @@ TEST_CASE("Node: a master whose containers fail resigns and the backup takes ove
     const Instant fault_at = c.now;
     c.handle("web-1", ProbeCompleted{"docker", fail("9/10 running; missing: web-3")});
     CHECK(c.role("web-1") == Role::Fault);
-    // skew time for priority 100, plus web-2's tie stagger
-    c.run_until(fault_at + 609375us + c.node("web-2").election("web")->tie_stagger());
+    // web-1 knew web-2 from its presence notices and named it: no skew time.
+    c.run_until(fault_at);
     CHECK(c.role("web-2") == Role::Master);
     CHECK(c.transitions.back().reason ==
-          "master web-1 resigned (priority 0): took over after skew time 609 ms");
+          "master web-1 resigned (priority 0) and named this node its successor");
     CHECK(c.node("web-1").status().instances[0].fault_reason ==
           std::optional<std::string>("docker failing: 9/10 running; missing: web-3"));
 }
@@ -327,8 +327,58 @@ TEST_CASE("Node: a resign overtaken in the network by the next advert still coun
     b.handle(AdvertReceived{sent[1], "a"}, now);
     b.handle(AdvertReceived{sent[0], "a"}, now);
     CHECK(b.status().drops_total() == 0);
-    // skew time, not the full down interval
+    // The named peer took over on receipt, though the resign came second.
+    CHECK(b.role("web") == Role::Master);
+}
+
+TEST_CASE("Node: a resign with no backup heard keeps RFC 5798's skew wait") {
+    Node a(spec("web-1", 200), t0);
+    a.take_actions();
+    a.on_deadline(*a.next_deadline());
+    REQUIRE(a.role("web") == Role::Master);
+    a.take_actions();
+    a.handle(Shutdown{}, a.next_deadline().value());
+    Node b(spec("web-2", 100), t0);
+    b.take_actions();
+    const Instant now = t0 + 2s;  // before b's own down timer and presence notice
+    bool resign_seen = false;
+    for (auto& act : a.take_actions()) {
+        if (auto* s = std::get_if<SendAdvert>(&act)) {
+            const auto decoded = decode_advert(s->bytes, spec("web-1", 200).hmac_key);
+            REQUIRE(std::holds_alternative<Advert>(decoded));
+            const Advert& adv = std::get<Advert>(decoded);
+            if (adv.state == SenderState::Master) {
+                resign_seen = true;
+                CHECK(adv.priority == 0);
+                CHECK_FALSE(adv.handover_target.has_value());
+                CHECK_FALSE(adv.successor);
+            }
+            b.handle(AdvertReceived{s->bytes, "a"}, now);
+        }
+    }
+    CHECK(resign_seen);
+    CHECK(b.role("web") == Role::Backup);
     CHECK(b.next_deadline() == now + 609375us + b.election("web")->tie_stagger());
+}
+
+TEST_CASE("Node: the successor is the best backup heard recently; stale and faulted ones are not") {
+    auto make = [](const std::string& name, int priority) { return spec(name, priority); };
+    Cluster c;
+    c.add(make("web-1", 200));
+    c.add(make("web-2", 100));
+    c.add(make("web-3", 150));
+    c.add(make("web-4", 150));  // ties with web-3: the greater name wins
+    c.run_until(t0 + 20s);
+    REQUIRE(c.role("web-1") == Role::Master);
+    const Instant at = c.now;
+    c.handle("web-1", AdminMaintenance{true});
+    CHECK(c.role("web-1") == Role::Fault);
+    c.run_until(at);
+    CHECK(c.role("web-4") == Role::Master);
+    CHECK(c.transitions.back().reason ==
+          "master web-1 resigned (priority 0) and named this node its successor");
+    CHECK(c.role("web-3") == Role::Backup);
+    CHECK(c.role("web-2") == Role::Backup);
 }
 
 TEST_CASE("Node: shutdown resigns, goes to Init and ignores everything after") {
@@ -341,8 +391,12 @@ TEST_CASE("Node: shutdown resigns, goes to Init and ignores everything after") {
     CHECK(c.role("web-1") == Role::Init);
     CHECK(c.node("web-1").status().stopped);
     CHECK_FALSE(c.node("web-1").next_deadline().has_value());
-    CHECK(c.transitions.back().reason == "shutdown");
-    c.run_until(at + 609375us + c.node("web-2").election("web")->tie_stagger());
+    REQUIRE(c.transitions.size() >= 2);
+    // web-1's own transition, then web-2 taking over as the resign (naming it) arrives.
+    CHECK(c.transitions[c.transitions.size() - 2].reason == "shutdown");
+    CHECK(c.transitions.back().reason ==
+          "master web-1 resigned (priority 0) and named this node its successor");
+    c.run_until(at);
     CHECK(c.role("web-2") == Role::Master);
     c.handle("web-1", AdminMaintenance{true});
     CHECK(c.role("web-1") == Role::Init);
@@ -395,6 +449,13 @@ TEST_CASE("Node: a new master claims the IP and a backup never calls the provide
     CHECK(c.calls[1].op == ProviderOp::Assign);
     CHECK(c.node("web-1").status().instances[0].provider.phase == ReconcilePhase::Assigning);
     CHECK(c.node("web-2").status().provider_calls == 0);
+    // A named successor claims with the assign, in the same turn as its transition.
+    c.calls.clear();
+    c.handle("web-1", AdminMaintenance{true});
+    REQUIRE(c.role("web-2") == Role::Master);
+    REQUIRE(c.calls.size() == 1);
+    CHECK(c.calls[0].op == ProviderOp::Assign);
+    CHECK(c.node("web-2").status().instances[0].provider.phase == ReconcilePhase::Assigning);
 }
 
 TEST_CASE("Node: 401 from the provider faults the instance, which recovers after the hold") {

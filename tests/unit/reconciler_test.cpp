@@ -85,8 +85,15 @@ struct Harness {
 
     ReconcilerContext ctx() { return ReconcilerContext{budget, rng, ids}; }
 
+    // A contested takeover (down interval, preempt): reads the holder first.
     void start() {
         r.start(now);
+        r.on_deadline(ctx(), now);
+    }
+
+    // An uncontended takeover (this node was named): posts the assign first.
+    void start_named() {
+        r.start(now, /*assign_first=*/true);
         r.on_deadline(ctx(), now);
     }
 
@@ -160,6 +167,51 @@ TEST_CASE("Reconciler: claims the IP: read, assign, poll the action, verify") {
     CHECK(h.r.status().phase == ReconcilePhase::Settled);
     CHECK(h.r.status().moves_confirmed == 1);
     CHECK(h.r.status().calls == 5);
+}
+
+TEST_CASE("Reconciler: a named takeover posts the assign first, then polls and verifies") {
+    Harness h;
+    h.start_named();
+    auto assign = h.expect(ProviderOp::Assign);  // no read before it
+    CHECK(h.r.status().phase == ReconcilePhase::Assigning);
+    CHECK(h.r.status().note == "claiming the IP (assign first, then verify)");
+    h.reply(assign, ok_assign("3000000001"));
+    CHECK(h.advance() == 1s);
+    h.reply(h.expect(ProviderOp::ReadAction), ok_action(ActionStatus::Completed));
+    h.reply(h.expect(ProviderOp::ReadHolder), ok_holder(kMe));
+    CHECK(h.r.status().phase == ReconcilePhase::Settled);
+    CHECK(h.r.status().calls == 3);
+    CHECK(h.r.status().assigns == 1);
+}
+
+TEST_CASE("Reconciler: assign first to an IP we already hold: 422, re-read, settled") {
+    SUBCASE("422 passed on raw") {
+        Harness h;
+        h.start_named();
+        h.reply(h.expect(ProviderOp::Assign),
+                failed(ProviderOutcome::Rejected, 422, "Droplet already has a floating IP."));
+        h.reply(h.expect(ProviderOp::ReadHolder), ok_holder(kMe));  // at once
+        CHECK_FALSE(h.r.take_fault().has_value());
+        CHECK(h.r.status().phase == ReconcilePhase::Settled);
+    }
+    SUBCASE("folded by the provider layer: Ok without an action") {
+        Harness h;
+        h.start_named();
+        h.reply(h.expect(ProviderOp::Assign), ok_assign(""));
+        h.reply(h.expect(ProviderOp::ReadHolder), ok_holder(kMe));
+        CHECK(h.r.status().phase == ReconcilePhase::Settled);
+    }
+}
+
+TEST_CASE("Reconciler: assign first onto a pending action waits, then reads before posting") {
+    Harness h;
+    h.start_named();
+    h.reply(h.expect(ProviderOp::Assign),
+            failed(ProviderOutcome::Locked, 422, "The floating IP already has a pending event."));
+    CHECK(h.r.take_calls().empty());
+    CHECK(h.advance() >= 2s);
+    h.reply(h.expect(ProviderOp::ReadHolder), ok_holder("2002"));
+    h.expect(ProviderOp::Assign);  // the first claim of the term still assigns
 }
 
 TEST_CASE("Reconciler: an unassigned IP is claimed") {
