@@ -29,30 +29,31 @@ real_fault_round() {
     real_invariants "$from" "$(real_now)" n2 "$move_t" "$bad"
 }
 
-# real_recover WHAT: n1 healthy again takes the IP back (preempt), one move.
+# real_recover WHAT REPAIR...: runs REPAIR; n1, healthy again, takes the IP back (preempt),
+# one move. The move count is taken before the repair: the preemption may be done by the time
+# the repair command returns.
 real_recover() {
-    local base from move_t
+    local what=$1 base from move_t
+    shift
     base=$(e2e_moves)
     from=$(real_now)
-    e2e_wait "n1 MASTER again after $1" 60 e2e_role_is 1 MASTER
+    "$@"
+    e2e_wait "n1 MASTER again after $what" 60 e2e_role_is 1 MASTER
     e2e_wait "the IP back on n1" 30 e2e_holder_is 1
     move_t=$(real_last_move_time)
     e2e_wait "requests answered by n1" 30 real_answered_since "$move_t" n1
-    e2e_expect_holder "after $1" 1 "$base" 1
+    e2e_expect_holder "after $what" 1 "$base" 1
     real_invariants "$from" "$(real_now)" n1 "$move_t"
 }
 
 real_fault_round "docker kill web-1" "" dk_kill 1 web-1
 e2e_expect "n1 in FAULT naming web-1" grep -q 'web-1' <(e2e_ctl 1 status)
-dk 1 start web-1 >/dev/null
-real_recover "docker start web-1"
+real_recover "docker start web-1" dk_start_all 1
 
 real_fault_round "docker stop (all)" "" dk_stop_all 1
-dk_start_all 1
-real_recover "docker start (all)"
+real_recover "docker start (all)" dk_start_all 1
 
 real_fault_round "web-1 unhealthy" "n1/web-1" dk_sick 1 web-1
-dk_cure 1 web-1
-real_recover "web-1 healthy again"
+real_recover "web-1 healthy again" dk_cure 1 web-1
 
 real_client_stop
