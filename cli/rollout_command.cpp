@@ -561,14 +561,22 @@ bool Rollout::hand_over(const std::string& from, const std::string& instance,
     if (options_.remote_config) {
         words.insert(words.end(), {"--config", substitute_host(*options_.remote_config, from)});
     }
+    const std::string new_host = target->host;
     const CommandResult r = run_shell(remote(from, words), options_.status_timeout, false);
     if (!r.ok()) {
-        record(from, "handover " + instance, false, seconds_of(clock() - t0), r.error_tail);
-        return fail(from, "handover of " + instance + " refused: " + r.exit.describe() +
-                              (r.error_tail.empty() ? "" : ": " + r.error_tail));
+        // A preempting target may have taken the instance between our read and the request
+        // (the old master then refuses as BACKUP); that is the outcome we asked for.
+        std::string error;
+        const auto now = query(new_host, error);
+        if (!now || !now->is_master(instance)) {
+            record(from, "handover " + instance, false, seconds_of(clock() - t0), r.error_tail);
+            return fail(from, "handover of " + instance + " refused: " + r.exit.describe() +
+                                  (r.error_tail.empty() ? "" : ": " + r.error_tail));
+        }
+        line("handover " + instance + ": " + new_host + " took " + instance +
+             " over on its own (preemption) before " + from + " handed it over");
     }
     std::string last;
-    const std::string new_host = target->host;
     const bool moved = wait_until(
         [&](std::string& why) {
             std::string error;
