@@ -3,8 +3,6 @@
 // The check interval is 30 s wherever a test claims "the event did it", so only the event can
 // explain a run within the wait; the runs also say so themselves (reason and confirms_event).
 #include <doctest/doctest.h>
-#include <sys/inotify.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -26,13 +24,14 @@
 #include "health/health_tracker.hpp"
 #include "health/probe_runner.hpp"
 
+#include "fake_docker_engine.hpp"
+
 using namespace std::chrono_literals;
 using failoverd::ChildProcess;
 using failoverd::ChildSpec;
 using failoverd::CurlMulti;
 using failoverd::Duration;
 using failoverd::EventLoop;
-using failoverd::EventSource;
 using failoverd::Instant;
 using failoverd::Timer;
 using failoverd::health::CheckPolicy;
@@ -55,83 +54,7 @@ constexpr Duration kEventDeadline = 25s;
 // Fault handling includes the 5 s head timeout and up to 5 s of backoff.
 constexpr Duration kFaultDeadline = 40s;
 
-std::string python() {
-    return ::access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
-}
-
-bool is_socket(const std::string& path) {
-    struct stat st {};
-    return ::stat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode);
-}
-
-class FakeEngine {
-  public:
-    FakeEngine(EventLoop& loop, const nlohmann::json& state) : loop_(loop) {
-        char tmpl[] = "/tmp/failoverd-events-XXXXXX";
-        REQUIRE(::mkdtemp(tmpl) != nullptr);
-        dir_ = tmpl;
-        socket_ = dir_ + "/docker.sock";
-        state_ = dir_ + "/state.json";
-        set_state(state);
-
-        const int watch = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-        REQUIRE(watch >= 0);
-        REQUIRE(::inotify_add_watch(watch, dir_.c_str(), IN_MOVED_TO | IN_CREATE) >= 0);
-        EventSource source = loop_.add_io(watch, EPOLLIN, [watch](std::uint32_t) {
-            char buf[4096];
-            while (::read(watch, buf, sizeof buf) > 0) {
-            }
-        });
-        ChildSpec spec;
-        spec.argv = {python(), std::string(FAILOVERD_FAKES_DIR) + "/fake_docker_engine.py", socket_,
-                     "--state", state_};
-        spec.on_line = [this](failoverd::OutputStream, std::string_view line) {
-            output_.append(line).append("\n");
-        };
-        child_ = std::make_unique<ChildProcess>(loop_, std::move(spec));
-        child_->start([this](const failoverd::ChildExit& exit) {
-            exited_ = true;
-            exit_ = exit.describe();
-        });
-        const bool up =
-            loop_.run_until([this] { return exited_ || is_socket(socket_); }, kStartDeadline);
-        source.reset();
-        ::close(watch);
-        REQUIRE_MESSAGE(!exited_, "fake engine exited early: " << exit_ << "\n" << output_);
-        REQUIRE_MESSAGE(up, "fake engine socket did not appear at " << socket_);
-    }
-
-    ~FakeEngine() {
-        if (child_ && !exited_) {
-            child_->terminate();
-            loop_.run_until([this] { return exited_; }, kStartDeadline);
-        }
-        child_.reset();
-        std::error_code ec;
-        std::filesystem::remove_all(dir_, ec);
-    }
-
-    void set_state(const nlohmann::json& state) {
-        const std::string tmp = state_ + ".tmp";
-        {
-            std::ofstream out(tmp);
-            out << state.dump();
-        }
-        std::filesystem::rename(tmp, state_);
-    }
-
-    const std::string& socket() const { return socket_; }
-
-  private:
-    EventLoop& loop_;
-    std::string dir_;
-    std::string socket_;
-    std::string state_;
-    std::unique_ptr<ChildProcess> child_;
-    bool exited_ = false;
-    std::string exit_;
-    std::string output_;
-};
+using FakeEngine = failoverd::testing::FakeDockerEngine;
 
 nlohmann::json containers(const std::string& web2_state,
                           const std::string& events_fault = std::string()) {

@@ -3,8 +3,6 @@
 #include "health/docker_probe.hpp"
 
 #include <doctest/doctest.h>
-#include <sys/inotify.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -23,13 +21,12 @@
 #include "health/check_runner.hpp"
 #include "health/probe_runner.hpp"
 
+#include "fake_docker_engine.hpp"
+
 using namespace std::chrono_literals;
-using failoverd::ChildProcess;
-using failoverd::ChildSpec;
 using failoverd::CurlMulti;
 using failoverd::Duration;
 using failoverd::EventLoop;
-using failoverd::EventSource;
 using failoverd::health::DockerProbe;
 using failoverd::health::DockerProbeParams;
 using failoverd::health::DockerSelector;
@@ -41,7 +38,6 @@ using failoverd::health::Verdict;
 namespace {
 
 // The machine running the tests may be loaded: deadlines are generous, never sleeps.
-constexpr Duration kStartDeadline = 30s;
 constexpr Duration kRunDeadline = 30s;
 
 std::string read_fixture(const std::string& name) {
@@ -52,89 +48,7 @@ std::string read_fixture(const std::string& name) {
     return text.str();
 }
 
-// Debian's python3 (a build dependency) starts in a fraction of the time of a pyenv shim.
-std::string python() {
-    return ::access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
-}
-
-bool is_socket(const std::string& path) {
-    struct stat st {};
-    return ::stat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode);
-}
-
-// The fake engine as a child process; its socket lives in a fresh mkdtemp directory.
-class FakeEngine {
-  public:
-    FakeEngine(EventLoop& loop, const std::string& state_json) : loop_(loop) {
-        char tmpl[] = "/tmp/failoverd-docker-XXXXXX";
-        REQUIRE(::mkdtemp(tmpl) != nullptr);
-        dir_ = tmpl;
-        socket_ = dir_ + "/docker.sock";
-        state_ = dir_ + "/state.json";
-        set_state(state_json);
-
-        // Wait for the socket by inotify: the fake renames it into place once it listens.
-        const int watch = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-        REQUIRE(watch >= 0);
-        REQUIRE(::inotify_add_watch(watch, dir_.c_str(), IN_MOVED_TO | IN_CREATE) >= 0);
-        EventSource source = loop_.add_io(watch, EPOLLIN, [watch](std::uint32_t) {
-            char buf[4096];
-            while (::read(watch, buf, sizeof buf) > 0) {
-            }
-        });
-
-        ChildSpec spec;
-        spec.argv = {python(), std::string(FAILOVERD_FAKES_DIR) + "/fake_docker_engine.py", socket_,
-                     "--state", state_};
-        spec.on_line = [this](failoverd::OutputStream, std::string_view line) {
-            output_.append(line).append("\n");
-        };
-        child_ = std::make_unique<ChildProcess>(loop_, std::move(spec));
-        child_->start([this](const failoverd::ChildExit& exit) {
-            exited_ = true;
-            exit_ = exit.describe();
-        });
-        const bool up =
-            loop_.run_until([this] { return exited_ || is_socket(socket_); }, kStartDeadline);
-        source.reset();
-        ::close(watch);
-        REQUIRE_MESSAGE(!exited_, "fake engine exited early: " << exit_ << "\n" << output_);
-        REQUIRE_MESSAGE(up, "fake engine socket did not appear at " << socket_);
-    }
-
-    ~FakeEngine() {
-        if (child_ && !exited_) {
-            child_->terminate();
-            loop_.run_until([this] { return exited_; }, kStartDeadline);
-        }
-        child_.reset();
-        std::error_code ec;
-        std::filesystem::remove_all(dir_, ec);
-    }
-
-    // Written to a temporary name and renamed, so the fake never reads half a file.
-    void set_state(const std::string& json) {
-        const std::string tmp = state_ + ".tmp";
-        {
-            std::ofstream out(tmp);
-            out << json;
-        }
-        std::filesystem::rename(tmp, state_);
-    }
-
-    const std::string& socket() const { return socket_; }
-    const std::string& dir() const { return dir_; }
-
-  private:
-    EventLoop& loop_;
-    std::string dir_;
-    std::string socket_;
-    std::string state_;
-    std::unique_ptr<ChildProcess> child_;
-    bool exited_ = false;
-    std::string exit_;
-    std::string output_;
-};
+using FakeEngine = failoverd::testing::FakeDockerEngine;
 
 std::string with_fault(const std::string& fixture, const std::string& fault, double delay = 0) {
     nlohmann::json state;
@@ -270,7 +184,7 @@ TEST_CASE("DockerProbe: an absent socket is a clear error, not a crash") {
 
 TEST_CASE("DockerProbe: a socket nobody listens on is refused") {
     Harness h;
-    FakeEngine engine(h.loop(), "[]");
+    FakeEngine engine(h.loop(), std::string("[]"));
     const std::string stale = engine.dir() + "/stale.sock";
     { std::ofstream touch(stale); }
     h.add(params_for(stale, 10));
