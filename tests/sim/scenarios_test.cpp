@@ -150,6 +150,35 @@ bool run_counting_masters(SimCluster& c, const std::function<bool()>& done, Dura
         limit);
 }
 
+// A fast-resign takeover: the Master's check fails at `fault`, it reaches Fault at `faulted`;
+// `successor` is Master `to_master` later (and holds the IP, if asked), with `most` Masters of
+// "web" at once seen on the way.
+struct Takeover {
+    Instant fault{};
+    Instant faulted{};
+    Duration to_master{};
+    std::size_t most = 0;
+};
+
+Takeover fail_master_until(SimCluster& c, NodeId old_master, NodeId successor, bool until_holder) {
+    Takeover t;
+    t.fault = c.now();
+    c.set_health(old_master, "containers", health::Verdict::Fail, "0/10 running");
+    REQUIRE_MESSAGE(c.run_until([&] { return c.role(old_master, "web") == Role::Fault; }, 60s),
+                    report(c));
+    t.faulted = c.now();
+    REQUIRE_MESSAGE(run_counting_masters(
+                        c, [&] { return c.master("web") == successor; }, 60s, t.most),
+                    report(c));
+    t.to_master = c.now() - t.faulted;
+    if (until_holder) {
+        REQUIRE_MESSAGE(run_counting_masters(
+                            c, [&] { return c.holder("web") == successor; }, 60s, t.most),
+                        report(c));
+    }
+    return t;
+}
+
 NodeId with_priority(const SimCluster& c, int priority) {
     for (int n = 0; n < c.size(); ++n) {
         if (c.node(n) != nullptr && c.node(n)->election("web")->configured_priority() == priority) {
@@ -171,19 +200,7 @@ TEST_CASE("sim: fast resign - three nodes, the best backup is named and takes ov
     const NodeId best = with_priority(c, 100);
     const NodeId low = with_priority(c, 50);
 
-    const Instant fault = c.now();
-    c.set_health(*old_master, "containers", health::Verdict::Fail, "0/10 running");
-    REQUIRE_MESSAGE(c.run_until([&] { return c.role(*old_master, "web") == Role::Fault; }, 60s),
-                    report(c));
-    const Instant faulted = c.now();
-    std::size_t most = 0;
-    REQUIRE_MESSAGE(run_counting_masters(
-                        c, [&] { return c.master("web") == best; }, 60s, most),
-                    report(c));
-    const Duration to_master = c.now() - faulted;
-    REQUIRE_MESSAGE(run_counting_masters(
-                        c, [&] { return c.holder("web") == best; }, 60s, most),
-                    report(c));
+    const auto [fault, faulted, to_master, most] = fail_master_until(c, *old_master, best, true);
     c.run_for(2 * c.worst_master_down_interval("web"));  // the others' down timers run out
     require_ok(c);
     MESSAGE("fast resign, 3 nodes: " << c.name(best) << " MASTER " << fmt_s(to_master)
@@ -208,19 +225,7 @@ TEST_CASE("sim: fast resign - equal priorities, the greater name is named, the o
     REQUIRE(backups.size() == 2);
     const NodeId named = c.name(backups[0]) > c.name(backups[1]) ? backups[0] : backups[1];
 
-    const Instant fault = c.now();
-    c.set_health(*old_master, "containers", health::Verdict::Fail, "0/10 running");
-    REQUIRE_MESSAGE(c.run_until([&] { return c.role(*old_master, "web") == Role::Fault; }, 60s),
-                    report(c));
-    const Instant faulted = c.now();
-    std::size_t most = 0;
-    REQUIRE_MESSAGE(run_counting_masters(
-                        c, [&] { return c.master("web") == named; }, 60s, most),
-                    report(c));
-    const Duration to_master = c.now() - faulted;
-    REQUIRE_MESSAGE(run_counting_masters(
-                        c, [&] { return c.holder("web") == named; }, 60s, most),
-                    report(c));
+    const auto [fault, faulted, to_master, most] = fail_master_until(c, *old_master, named, true);
     c.run_for(2 * c.worst_master_down_interval("web"));
     require_ok(c);
     MESSAGE("fast resign, tie 100/100: " << c.name(named) << " MASTER after " << fmt_s(to_master)
@@ -245,19 +250,7 @@ TEST_CASE("sim: fast resign - the named successor is dead, the next backup takes
     // recent presence notice and names it; nobody answers.
     c.crash(best);
     c.run_for(500ms);
-    const Instant fault = c.now();
-    c.set_health(*old_master, "containers", health::Verdict::Fail, "0/10 running");
-    REQUIRE_MESSAGE(c.run_until([&] { return c.role(*old_master, "web") == Role::Fault; }, 60s),
-                    report(c));
-    const Instant faulted = c.now();
-    std::size_t most = 0;
-    REQUIRE_MESSAGE(run_counting_masters(
-                        c, [&] { return c.master("web") == low; }, 60s, most),
-                    report(c));
-    const Duration to_master = c.now() - faulted;
-    REQUIRE_MESSAGE(run_counting_masters(
-                        c, [&] { return c.holder("web") == low; }, 60s, most),
-                    report(c));
+    const auto [fault, faulted, to_master, most] = fail_master_until(c, *old_master, low, true);
     require_ok(c);
     const Election* e = c.node(low)->election("web");
     const Duration bound = e->master_down_interval() + e->tie_stagger() + o.net_delay_max;
@@ -291,16 +284,7 @@ TEST_CASE("sim: fast resign - a successor in Fault is not named, the healthy one
     REQUIRE_MESSAGE(c.run_until([&] { return c.role(best, "web") == Role::Fault; }, 60s),
                     report(c));
     c.run_for(100ms);  // its Fault presence notice reaches the master
-    const Instant fault = c.now();
-    c.set_health(*old_master, "containers", health::Verdict::Fail, "0/10 running");
-    REQUIRE_MESSAGE(c.run_until([&] { return c.role(*old_master, "web") == Role::Fault; }, 60s),
-                    report(c));
-    const Instant faulted = c.now();
-    std::size_t most = 0;
-    REQUIRE_MESSAGE(run_counting_masters(
-                        c, [&] { return c.master("web") == low; }, 60s, most),
-                    report(c));
-    const Duration to_master = c.now() - faulted;
+    const auto [fault, faulted, to_master, most] = fail_master_until(c, *old_master, low, false);
     MESSAGE("fast resign past a faulted backup: " << c.name(low) << " MASTER after "
                                                   << fmt_s(to_master));
     CHECK(to_master <= o.net_delay_max);
