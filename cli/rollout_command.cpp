@@ -532,14 +532,19 @@ bool Rollout::gate(const std::string& host) {
 bool Rollout::hand_over(const std::string& from, const std::string& instance,
                         const std::vector<std::string>& candidates, std::string& to_host) {
     const Instant t0 = clock();
-    // Re-read the candidates now: never hand over to a host whose checks fail.
+    // Re-read the candidates now: never hand over to a host whose checks fail. A healthy
+    // candidate that is already MASTER took the instance by preemption (a higher priority back
+    // from its update): that is the outcome asked for, and only the IP remains to wait for.
     std::string rejected;
     std::optional<HostState> target;
+    bool taken = false;
     for (const std::string& host : candidates) {
         std::string error;
         const auto s = query(host, error);
-        if (s && s->healthy() && s->roles.count(instance) && s->roles.at(instance) == "BACKUP") {
+        if (s && s->healthy() && s->roles.count(instance) &&
+            (s->roles.at(instance) == "BACKUP" || s->is_master(instance))) {
             target = s;
+            taken = s->is_master(instance);
             break;
         }
         rejected +=
@@ -555,26 +560,32 @@ bool Rollout::hand_over(const std::string& from, const std::string& instance,
         return fail(from, "no updated, healthy Backup for " + instance + " (" + rejected + ")");
     }
     to_host = target->host;
-    line("handover " + instance + ": " + from + " -> " + target->host + " (node " + target->node +
-         ")");
-    std::vector<std::string> words{"handover", instance, "--to", target->node};
-    if (options_.remote_config) {
-        words.insert(words.end(), {"--config", substitute_host(*options_.remote_config, from)});
-    }
     const std::string new_host = target->host;
-    const CommandResult r = run_shell(remote(from, words), options_.status_timeout, false);
-    if (!r.ok()) {
-        // A preempting target may have taken the instance between our read and the request
-        // (the old master then refuses as BACKUP); that is the outcome we asked for.
-        std::string error;
-        const auto now = query(new_host, error);
-        if (!now || !now->is_master(instance)) {
-            record(from, "handover " + instance, false, seconds_of(clock() - t0), r.error_tail);
-            return fail(from, "handover of " + instance + " refused: " + r.exit.describe() +
-                                  (r.error_tail.empty() ? "" : ": " + r.error_tail));
+    const std::string preempted = "handover " + instance + ": " + new_host + " took " + instance +
+                                  " over on its own (preemption) before " + from +
+                                  " handed it over";
+    if (taken) {
+        line(preempted);
+    } else {
+        line("handover " + instance + ": " + from + " -> " + new_host + " (node " + target->node +
+             ")");
+        std::vector<std::string> words{"handover", instance, "--to", target->node};
+        if (options_.remote_config) {
+            words.insert(words.end(), {"--config", substitute_host(*options_.remote_config, from)});
         }
-        line("handover " + instance + ": " + new_host + " took " + instance +
-             " over on its own (preemption) before " + from + " handed it over");
+        const CommandResult r = run_shell(remote(from, words), options_.status_timeout, false);
+        if (!r.ok()) {
+            // The same preemption can land between our read and the request: the old master
+            // then refuses as BACKUP.
+            std::string error;
+            const auto now = query(new_host, error);
+            if (!now || !now->is_master(instance)) {
+                record(from, "handover " + instance, false, seconds_of(clock() - t0), r.error_tail);
+                return fail(from, "handover of " + instance + " refused: " + r.exit.describe() +
+                                      (r.error_tail.empty() ? "" : ": " + r.error_tail));
+            }
+            line(preempted);
+        }
     }
     std::string last;
     const bool moved = wait_until(
