@@ -3,7 +3,7 @@ failoverd_build_packages=(
     build-essential cmake ninja-build pkg-config clang-format
     libcurl4-openssl-dev libboost-program-options-dev nlohmann-json3-dev
     libsystemd-dev libspdlog-dev libfmt-dev doctest-dev libssl-dev
-    python3 iproute2 procps curl
+    python3 iproute2 procps curl ccache
     dpkg-dev lintian systemd debootstrap systemd-container ruby
 )
 # A real Docker engine per node namespace in the e2e tests, the demo and the benchmarks
