@@ -712,12 +712,12 @@ class Doctor {
             struct stat st {};
             if (stat(c.docker_socket.c_str(), &st) != 0) {
                 add(name, Verdict::Fail, c.docker_socket + ": " + std::strerror(errno),
-                    "start Docker, or set docker_socket in [check." + c.name + "]");
+                    "start Docker, or set socket = PATH in [check." + c.name + "]");
                 continue;
             }
             if (!S_ISSOCK(st.st_mode)) {
                 add(name, Verdict::Fail, c.docker_socket + " is not a socket",
-                    "set docker_socket in [check." + c.name + "] to the engine's socket");
+                    "set socket in [check." + c.name + "] to the engine's socket");
                 continue;
             }
             HttpCall call;
