@@ -359,8 +359,10 @@ class Doctor {
         if (path.empty()) {
             add("token file", Verdict::Fail,
                 "no [provider] token_file and no $CREDENTIALS_DIRECTORY/do-token",
-                "set token_file = /etc/failoverd/do-token (mode 0600), or LoadCredential="
-                "do-token:PATH in the unit");
+                "put the token in /etc/credstore/failoverd-do-token (mode 0600; the unit's "
+                "LoadCredential= reads it) and run doctor with CREDENTIALS_DIRECTORY="
+                "/run/credentials/failoverd.service, or set token_file = "
+                "/etc/failoverd/do-token (mode 0600)");
             return false;
         }
         struct stat st {};

@@ -370,6 +370,7 @@ class Runner:
         self.failures = []
         self.counts = {"config": 0, "config-fail": 0, "not-config": 0, "run": 0, "skip": 0}
         self.skipped = []
+        self.checked = []
 
     def env(self, root):
         env = dict(os.environ)
@@ -463,6 +464,9 @@ class Runner:
             with open(os.path.join(self.source, rel)) as f:
                 blocks.append(Block(rel, 1, "config", f.read()))
         for block in blocks:
+            label = block.marker.kind or ("fragment" if block.marker.fragment else "")
+            if block.marker.kind != "skip":
+                self.checked.append(f"{block.path}:{block.line}: {block.kind} {label}".rstrip())
             if block.kind == "config":
                 self.check_config(block, os.path.basename(block.path) if block.path in etc
                                   else None)
@@ -477,6 +481,7 @@ def main():
     p.add_argument("--failoverd", required=True)
     p.add_argument("--failoverctl", required=True)
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    p.add_argument("--list", action="store_true", help="name every block checked or run")
     args = p.parse_args()
     runner = Runner(args)
     try:
@@ -491,6 +496,9 @@ def main():
     print(f"{c['config']} config snippets pass --check-config, {c['config-fail']} fail as "
           f"marked, {c['not-config']} not failoverd configs; {c['run']} shell blocks ran, "
           f"{c['skip']} skipped:")
+    if args.list:
+        for b in runner.checked:
+            print(f"  {b}")
     for s in runner.skipped:
         print(f"  skipped {s}")
     if runner.failures:
