@@ -39,7 +39,7 @@ DIR_KEYS = {"state_dir"}
 PARENT_DIR_KEYS = {"control_socket"}
 COMMAND_KEYS = {"notify_master", "notify_backup", "notify_fault", "notify_stop", "notify",
                 "command"}
-BOOL_TIMEOUT_S = 20
+COMMAND_TIMEOUT_S = 20
 
 
 @dataclass
@@ -399,7 +399,7 @@ class Runner:
             f.write(prepare_config(text, root, config_dir))
         r = subprocess.run([self.failoverd, "--check-config", "--config", config],
                            capture_output=True, text=True, env=self.env(root),
-                           timeout=BOOL_TIMEOUT_S, cwd=config_dir)
+                           timeout=COMMAND_TIMEOUT_S, cwd=config_dir)
         output = (r.stdout + r.stderr).replace(root.path, "").strip()
         if m.kind == "fail":
             self.counts["config-fail"] += 1
@@ -438,7 +438,7 @@ class Runner:
                         os.path.join(etc, "failoverd.conf"))
         script = "set -e -o pipefail\n" + root.rewrite_text(block.text)
         r = subprocess.run(["bash", "-c", script], capture_output=True, text=True,
-                           env=self.env(root), timeout=BOOL_TIMEOUT_S, cwd=root.path)
+                           env=self.env(root), timeout=COMMAND_TIMEOUT_S, cwd=root.path)
         if r.returncode != 0:
             output = (r.stdout + r.stderr).replace(root.path, "").strip()
             self.fail(block, "exited {}:\n    {}".format(r.returncode,
