@@ -368,7 +368,8 @@ class Runner:
         with open(os.path.join(self.source, "tests/docs/fragment-base.conf")) as f:
             self.fragment_base = f.read()
         self.failures = []
-        self.counts = {"config": 0, "config-fail": 0, "not-config": 0, "run": 0, "skip": 0}
+        self.counts = {"config": 0, "config-fail": 0, "not-config": 0, "run": 0, "commands": 0,
+                       "skip": 0}
         self.skipped = []
         self.checked = []
 
@@ -432,6 +433,10 @@ class Runner:
                              'skip "why it cannot"')
             return
         self.counts["run"] += 1
+        self.counts["commands"] += sum(
+            1 for line in block.text.split("\n")
+            if line.strip() and not line.strip().startswith("#")
+            and not line.rstrip().endswith("\\"))
         root = Root(self.tmp)
         etc = root.mk_dir("/etc/failoverd")
         shutil.copyfile(os.path.join(self.source, "etc/failoverd.conf"),
@@ -493,9 +498,9 @@ def main():
         if not args.keep:
             shutil.rmtree(runner.tmp, ignore_errors=True)
     c = runner.counts
-    print(f"{c['config']} config snippets pass --check-config, {c['config-fail']} fail as "
-          f"marked, {c['not-config']} not failoverd configs; {c['run']} shell blocks ran, "
-          f"{c['skip']} skipped:")
+    print(f"{c['config'] + c['config-fail']} config snippets through --check-config "
+          f"({c['config-fail']} meant to fail), {c['not-config']} ini blocks not failoverd's; "
+          f"{c['run']} shell blocks ran ({c['commands']} commands), {c['skip']} skipped:")
     if args.list:
         for b in runner.checked:
             print(f"  {b}")
