@@ -359,8 +359,10 @@ class Doctor {
         if (path.empty()) {
             add("token file", Verdict::Fail,
                 "no [provider] token_file and no $CREDENTIALS_DIRECTORY/do-token",
-                "set token_file = /etc/failoverd/do-token (mode 0600), or LoadCredential="
-                "do-token:PATH in the unit");
+                "put the token in /etc/credstore/failoverd-do-token (mode 0600; the unit's "
+                "LoadCredential= reads it) and run doctor with CREDENTIALS_DIRECTORY="
+                "/run/credentials/failoverd.service, or set token_file = "
+                "/etc/failoverd/do-token (mode 0600)");
             return false;
         }
         struct stat st {};
@@ -712,12 +714,12 @@ class Doctor {
             struct stat st {};
             if (stat(c.docker_socket.c_str(), &st) != 0) {
                 add(name, Verdict::Fail, c.docker_socket + ": " + std::strerror(errno),
-                    "start Docker, or set docker_socket in [check." + c.name + "]");
+                    "start Docker, or set socket = PATH in [check." + c.name + "]");
                 continue;
             }
             if (!S_ISSOCK(st.st_mode)) {
                 add(name, Verdict::Fail, c.docker_socket + " is not a socket",
-                    "set docker_socket in [check." + c.name + "] to the engine's socket");
+                    "set socket in [check." + c.name + "] to the engine's socket");
                 continue;
             }
             HttpCall call;

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <cctype>
 #include <utility>
 
 namespace failoverd {
@@ -41,11 +42,14 @@ std::uint64_t ExecProvider::spawn(Kind kind, const std::string& instance, const 
     ChildSpec spec;
     spec.argv = config_.exec_command;
     spec.argv.insert(spec.argv.end(), {op, ip, instance, role});
-    spec.env = {{"FAILOVERD_IP", ip},
-                {"FAILOVERD_INSTANCE", instance},
-                {"FAILOVERD_ROLE", role},
-                {"FAILOVERD_OP", op},
-                {"FAILOVERD_NODE", node_name_}};
+    // The names and values the hooks get (hook_runner.cpp); FAILOVERD_IP is the older name.
+    std::string upper_role = role;
+    for (char& c : upper_role) {
+        c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    }
+    spec.env = {{"FAILOVERD_OP", op},           {"FAILOVERD_RESERVED_IP", ip},
+                {"FAILOVERD_IP", ip},           {"FAILOVERD_INSTANCE", instance},
+                {"FAILOVERD_ROLE", upper_role}, {"FAILOVERD_NODE", node_name_}};
     spec.timeout = config_.request_timeout;
     const std::uint64_t id = next_child_++;
     spec.on_line = [this, id](OutputStream, std::string_view line) {

@@ -3,8 +3,10 @@
 // The command (config.provider.exec_command, argv) is run with arguments appended:
 //   COMMAND assign IP INSTANCE master             when this node must take the IP
 //   COMMAND release IP INSTANCE backup|fault|stop when it stopped being Master (best effort)
-// and with FAILOVERD_IP, FAILOVERD_INSTANCE, FAILOVERD_ROLE (master, backup, fault, stop),
-// FAILOVERD_OP (assign, release) and FAILOVERD_NODE (this node's name) in its environment.
+// and with FAILOVERD_OP (assign, release), FAILOVERD_RESERVED_IP, FAILOVERD_INSTANCE,
+// FAILOVERD_ROLE (MASTER, BACKUP, FAULT, STOP) and FAILOVERD_NODE (this node's name) in its
+// environment, named and spelled as the hooks get them; FAILOVERD_IP is an alias of
+// FAILOVERD_RESERVED_IP kept for commands written against its first name.
 // Exit status of assign:
 //   0  done: the IP is on this node (Ok, no action to poll)
 //   77 refused for good, e.g. bad credentials or a wrong IP (Rejected: the instance faults)

@@ -261,7 +261,7 @@ doctor hook 1 "FAIL config: " "FAIL hook web notify_master: $work/missing-hook.s
 
 config docker docker_socket="$work/no-docker.sock"
 doctor docker 1 "FAIL docker app: $work/no-docker.sock: No such file or directory" \
-    "fix: start Docker, or set docker_socket in [check.app]"
+    "fix: start Docker, or set socket = PATH in [check.app]"
 
 config none type=none
 doctor none 0 "skip token: provider = none" "skip droplet id: provider = none"

@@ -44,8 +44,8 @@ class Scripts {
         std::ofstream out(command_);
         out << "#!/bin/sh\n"
             << "d=" << dir_ << "\n"
-            << "echo \"$*|$FAILOVERD_IP|$FAILOVERD_INSTANCE|$FAILOVERD_ROLE|$FAILOVERD_OP|"
-               "$FAILOVERD_NODE\" >> $d/calls\n"
+            << "echo \"$*|$FAILOVERD_RESERVED_IP|$FAILOVERD_INSTANCE|$FAILOVERD_ROLE|"
+               "$FAILOVERD_OP|$FAILOVERD_NODE|$FAILOVERD_IP\" >> $d/calls\n"
             << "[ -e $d/hang ] && exec sleep 60\n"
             << "if [ -e $d/hold ]; then while [ ! -e $d/go ]; do sleep 0.01; done; fi\n"
             << "echo \"moving $FAILOVERD_IP\"\n"
@@ -128,7 +128,8 @@ TEST_CASE("ExecProvider: exit 0 assigns; arguments and environment reach the com
     CHECK(r.detail == "exit 0: last words of assign");
     REQUIRE(h.scripts.calls().size() == 1);
     CHECK(h.scripts.calls()[0] ==
-          "--profile prod assign 203.0.113.10 web master|203.0.113.10|web|master|assign|node-a");
+          "--profile prod assign 203.0.113.10 web master|203.0.113.10|web|MASTER|assign|node-a|"
+          "203.0.113.10");
     CHECK(h.holder() == "node-a");
     CHECK(h.holder("other").empty());  // per instance
     const auto status = h.provider->status();
@@ -186,7 +187,10 @@ TEST_CASE("ExecProvider: leaving Master forgets the assignment and runs release"
     const struct {
         Role role;
         const char* word;
-    } rows[] = {{Role::Backup, "backup"}, {Role::Fault, "fault"}, {Role::Init, "stop"}};
+        const char* env_role;
+    } rows[] = {{Role::Backup, "backup", "BACKUP"},
+                {Role::Fault, "fault", "FAULT"},
+                {Role::Init, "stop", "STOP"}};
     std::size_t expected_calls = 0;
     for (const auto& row : rows) {
         CAPTURE(row.word);
@@ -206,7 +210,7 @@ TEST_CASE("ExecProvider: leaving Master forgets the assignment and runs release"
             kDeadline));
         CHECK(h.scripts.calls().back() == "--profile prod release 203.0.113.10 web " +
                                               std::string(row.word) + "|203.0.113.10|web|" +
-                                              row.word + "|release|node-a");
+                                              row.env_role + "|release|node-a|203.0.113.10");
     }
     // A failing release is logged and counted, nothing else.
     h.scripts.set_exit(3);

@@ -49,7 +49,8 @@ for f in /usr/sbin/failoverd /usr/bin/failoverctl /lib/systemd/system/failoverd.
     /etc/failoverd/hooks/notify-webhook /usr/share/man/man8/failoverd.8.gz \
     /usr/share/man/man1/failoverctl.1.gz /usr/share/man/man5/failoverd.conf.5.gz \
     /usr/share/bash-completion/completions/failoverctl /usr/share/doc/failoverd/copyright \
-    /usr/share/doc/failoverd/changelog.gz /usr/share/doc/failoverd/install.md; do
+    /usr/share/doc/failoverd/changelog.gz /usr/share/doc/failoverd/install.md \
+    /usr/share/doc/failoverd/migrating-from-keepalived.md; do
     grep -qx "$f" <<<"$contents" || fail "the package lacks $f"
 done
 log "ok: every file is in the package"
