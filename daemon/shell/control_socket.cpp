@@ -71,7 +71,9 @@ struct ControlServer::Connection {
     bool close_after_flush = false;
     Instant opened{};
     Instant last_activity{};
-    std::optional<Instant> stalled_since;  // a reply waits unsent since, with no progress
+    // Since when the connection waits for its socket to become writable (the kernel reports
+    // that only once the client has read most of what is queued), unset while it does not wait.
+    std::optional<Instant> stalled_since;
     std::uint64_t requests = 0;
 
     bool output_pending() const { return out_offset < out.size(); }
@@ -243,7 +245,7 @@ ControlServer::Connection* ControlServer::pick_victim(std::optional<uid_t> uid,
         if (uid && c->uid != *uid) {
             continue;
         }
-        if (c->output_pending()) {
+        if (c->stalled_since) {
             if (stalled == nullptr || c->stalled_since < stalled->stalled_since) {
                 stalled = c;
             }
@@ -267,8 +269,10 @@ ControlServer::Connection* ControlServer::pick_victim(std::optional<uid_t> uid,
     }
     if (stalled != nullptr) {
         ++counters_.evicted_not_reading;
-        spdlog::debug("closing the control connection of uid {} for a newcomer: {} bytes unread",
-                      stalled->uid, stalled->out.size() - stalled->out_offset);
+        spdlog::debug(
+            "closing the control connection of uid {} for a newcomer: its replies go "
+            "unread",
+            stalled->uid);
         return stalled;
     }
     if (include_served && served != nullptr) {
@@ -286,6 +290,9 @@ void ControlServer::on_io(Connection& c, std::uint32_t events) {
     if ((events & (EPOLLERR | EPOLLHUP)) != 0) {
         close_connection(c.fd);  // the client is gone: nobody to answer
         return;
+    }
+    if ((events & EPOLLOUT) != 0) {
+        c.stalled_since.reset();  // the client has made room
     }
     if (c.output_pending() && !flush(c)) {
         return;
@@ -430,16 +437,13 @@ bool ControlServer::flush(Connection& c) {
     if (!c.output_pending()) {
         c.out.clear();
         c.out_offset = 0;
-        c.stalled_since.reset();
-    } else if (progress || !c.stalled_since) {
-        c.stalled_since = loop_.now();
     }
     return true;
 }
 
 // Chooses what wakes the connection next: EPOLLOUT while a reply waits (no reading meanwhile)
-// or while complete requests wait for a later turn (a writable socket is ready at once), else
-// EPOLLIN; and arms its earliest deadline.
+// or while complete requests wait for a later turn (a writable socket is ready at once, one
+// whose client does not read never is), else EPOLLIN; and arms its earliest deadline.
 void ControlServer::update(Connection& c) {
     std::uint32_t events = EPOLLIN;
     if (c.output_pending()) {
@@ -453,6 +457,11 @@ void ControlServer::update(Connection& c) {
     if (events != c.events) {
         c.io.set_io_events(events);
         c.events = events;
+    }
+    if (events == EPOLLIN) {
+        c.stalled_since.reset();
+    } else if (!c.stalled_since) {
+        c.stalled_since = loop_.now();
     }
     Instant when = c.opened + options_.connection_timeout;
     if (c.requests == 0) {
@@ -471,9 +480,10 @@ void ControlServer::on_deadline(Connection& c) {
     const Instant now = loop_.now();
     if (c.stalled_since && now >= *c.stalled_since + options_.write_stall_timeout) {
         ++counters_.closed_not_reading;
-        spdlog::debug("closing a control connection of uid {}: {} bytes of replies unread for {}",
-                      c.uid, c.out.size() - c.out_offset,
-                      format_duration(options_.write_stall_timeout));
+        spdlog::debug(
+            "closing a control connection of uid {}: its replies unread for {} ({} "
+            "requests answered)",
+            c.uid, format_duration(options_.write_stall_timeout), c.requests);
     } else if (c.requests == 0 && now >= c.opened + options_.first_request_timeout) {
         ++counters_.first_request_timeouts;
         spdlog::debug("closing a control connection of uid {}: no complete request within {}",

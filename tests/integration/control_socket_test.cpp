@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -253,7 +254,8 @@ void send_all(int fd, const std::string& data) {
             static_cast<ssize_t>(data.size()));
 }
 
-// Everything the server sent so far, up to EOF or until nothing more is buffered.
+// Everything the server sent so far, up to EOF or until nothing more is buffered. A server
+// that closes with requests of ours unread resets the connection: that counts as EOF too.
 std::string drain(int fd, bool* eof = nullptr) {
     std::string got;
     char buf[8192];
@@ -264,7 +266,7 @@ std::string drain(int fd, bool* eof = nullptr) {
             continue;
         }
         if (eof != nullptr) {
-            *eof = n == 0;
+            *eof = n == 0 || errno == ECONNRESET;
         }
         return got;
     }
