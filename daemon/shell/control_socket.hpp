@@ -36,7 +36,7 @@ struct ControlServerOptions {
     std::size_t max_requests_per_turn = 4;
     Duration connection_timeout = std::chrono::seconds(5);  // whole connection, idle or not
     Duration first_request_timeout = std::chrono::seconds(2);
-    Duration write_stall_timeout = std::chrono::seconds(2);  // a reply unsent, nothing read
+    Duration write_stall_timeout = std::chrono::seconds(2);  // waiting for the client to read
     // Open to every uid that can reach the socket.
     std::size_t max_connections = 16;
     // More slots only for reserve_uids, so an operator always gets one.
