@@ -315,6 +315,18 @@ void print_status(const json& s, std::ostream& out) {
         }
         out << "\n";
     }
+    const json& ctl = s.contains("control") ? s["control"] : empty;
+    const std::uint64_t refused = number(ctl, "rejected_busy") + number(ctl, "rejected_per_uid");
+    const std::uint64_t evicted = number(ctl, "evicted_idle") + number(ctl, "evicted_not_reading") +
+                                  number(ctl, "evicted_served");
+    const std::uint64_t timed_out = number(ctl, "timeouts") +
+                                    number(ctl, "first_request_timeouts") +
+                                    number(ctl, "closed_not_reading");
+    if (refused + evicted + timed_out != 0) {
+        out << "control socket: " << number(ctl, "open") << " open, refused " << refused
+            << ", evicted " << evicted << ", timed out " << timed_out << " (not reading "
+            << number(ctl, "closed_not_reading") << ")\n";
+    }
     const json& r = s.contains("reloads") ? s["reloads"] : empty;
     if (number(r, "total") != 0) {
         out << "reloads: " << number(r, "total") << ", rejected " << number(r, "failed");

@@ -2,11 +2,13 @@
 
 #include <poll.h>
 #include <spdlog/spdlog.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -46,16 +48,36 @@ nlohmann::json error_response(const std::string& message) {
     return {{"ok", false}, {"error", message}};
 }
 
+// Below SD_EVENT_PRIORITY_NORMAL, where adverts, the UDP socket and every timer run: sd-event
+// dispatches one source per iteration, the most important pending one first.
+constexpr std::int64_t kControlPriority = SD_EVENT_PRIORITY_NORMAL + 10;
+constexpr int kAcceptsPerTurn = 8;
+constexpr std::size_t kReadChunk = 4096;
+constexpr uid_t kUnknownUid = static_cast<uid_t>(-1);
+
 }  // namespace
 
 struct ControlServer::Connection {
     int fd = -1;
+    uid_t uid = kUnknownUid;
     EventSource io;
-    EventSource timeout;
+    Timer deadline;
+    std::optional<Instant> armed_for;
+    std::uint32_t events = EPOLLIN;
     std::string in;
     std::string out;
     std::size_t out_offset = 0;
+    bool eof = false;  // the client shut down its side: answer what is complete, then close
     bool close_after_flush = false;
+    Instant opened{};
+    Instant last_activity{};
+    // Since when the connection waits for its socket to become writable (the kernel reports
+    // that only once the client has read most of what is queued), unset while it does not wait.
+    std::optional<Instant> stalled_since;
+    std::uint64_t requests = 0;
+
+    bool output_pending() const { return out_offset < out.size(); }
+    bool has_request() const { return in.find('\n') != std::string::npos; }
 };
 
 ControlServer::ControlServer(EventLoop& loop, std::string path, Handler handler,
@@ -100,6 +122,7 @@ ControlServer::ControlServer(EventLoop& loop, std::string path, Handler handler,
         throw std::system_error(e, std::generic_category(), "cannot listen on " + path_);
     }
     listen_source_ = loop_.add_io(listen_fd_, EPOLLIN, [this](std::uint32_t) { on_accept(); });
+    listen_source_.set_priority(kControlPriority);
 }
 
 ControlServer::~ControlServer() {
@@ -113,8 +136,21 @@ ControlServer::~ControlServer() {
     }
 }
 
+std::size_t ControlServer::buffered_bytes() const {
+    std::size_t total = 0;
+    for (const auto& [fd, c] : connections_) {
+        total += c->in.size() + (c->out.size() - c->out_offset);
+    }
+    return total;
+}
+
+bool ControlServer::is_reserve_uid(uid_t uid) const {
+    return std::find(options_.reserve_uids.begin(), options_.reserve_uids.end(), uid) !=
+           options_.reserve_uids.end();
+}
+
 void ControlServer::on_accept() {
-    for (;;) {
+    for (int accepted = 0; accepted < kAcceptsPerTurn; ++accepted) {
         const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED) {
@@ -126,10 +162,16 @@ void ControlServer::on_accept() {
             }
             return;
         }
-        if (connections_.size() >= options_.max_connections) {
-            ++counters_.rejected_busy;
-            const std::string busy = error_response("busy: too many control connections").dump();
-            const std::string line = busy + "\n";
+        uid_t uid = kUnknownUid;
+        ucred cred{};
+        socklen_t len = sizeof cred;
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+            uid = cred.uid;
+        }
+        const bool reserve = uid != kUnknownUid && is_reserve_uid(uid);
+        if (!make_room(uid, reserve)) {
+            const std::string line =
+                error_response("busy: too many control connections").dump() + "\n";
             [[maybe_unused]] const ssize_t n =
                 send(fd, line.data(), line.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
             close(fd);
@@ -138,79 +180,203 @@ void ControlServer::on_accept() {
         ++counters_.connections;
         auto c = std::make_unique<Connection>();
         c->fd = fd;
+        c->uid = uid;
+        c->opened = loop_.now();
+        c->last_activity = c->opened;
         c->io = loop_.add_io(fd, EPOLLIN, [this, fd](std::uint32_t events) {
             const auto it = connections_.find(fd);
             if (it != connections_.end()) {
                 on_io(*it->second, events);
             }
         });
-        c->timeout = loop_.add_timer(loop_.now() + options_.connection_timeout, [this, fd] {
-            ++counters_.timeouts;
-            spdlog::debug("closing control connection: no complete request within {}",
-                          format_duration(options_.connection_timeout));
-            close_connection(fd);
+        c->io.set_priority(kControlPriority);
+        c->deadline = Timer(loop_, [this, fd] {
+            const auto it = connections_.find(fd);
+            if (it != connections_.end()) {
+                on_deadline(*it->second);
+            }
         });
+        Connection& ref = *c;
         connections_.emplace(fd, std::move(c));
+        update(ref);
     }
+}
+
+// Frees a slot for a newcomer when its uid or the server is at its limit: the connection idle
+// the longest, else the one whose client has left replies unread the longest, else (for a
+// reserve uid only) the oldest one already answered. False: the newcomer is refused.
+bool ControlServer::make_room(uid_t uid, bool reserve) {
+    if (!reserve) {
+        const auto held = static_cast<std::size_t>(
+            std::count_if(connections_.begin(), connections_.end(),
+                          [uid](const auto& entry) { return entry.second->uid == uid; }));
+        if (held >= options_.max_connections_per_uid) {
+            Connection* victim = pick_victim(uid, false);
+            if (victim == nullptr) {
+                ++counters_.rejected_per_uid;
+                spdlog::debug("refusing a control connection: uid {} holds {} already", uid, held);
+                return false;
+            }
+            close_connection(victim->fd);
+        }
+    }
+    const std::size_t limit =
+        options_.max_connections + (reserve ? options_.reserved_connections : 0);
+    if (connections_.size() < limit) {
+        return true;
+    }
+    Connection* victim = pick_victim(std::nullopt, reserve);
+    if (victim == nullptr) {
+        ++counters_.rejected_busy;
+        spdlog::debug("refusing a control connection: {} open, all in use", connections_.size());
+        return false;
+    }
+    close_connection(victim->fd);
+    return true;
+}
+
+ControlServer::Connection* ControlServer::pick_victim(std::optional<uid_t> uid,
+                                                      bool include_served) {
+    Connection* idle = nullptr;
+    Connection* stalled = nullptr;
+    Connection* served = nullptr;
+    for (const auto& [fd, owned] : connections_) {
+        Connection* c = owned.get();
+        if (uid && c->uid != *uid) {
+            continue;
+        }
+        if (c->stalled_since) {
+            if (stalled == nullptr || c->stalled_since < stalled->stalled_since) {
+                stalled = c;
+            }
+            continue;
+        }
+        int unread = 0;
+        if (c->in.empty() && !c->eof && ioctl(c->fd, FIONREAD, &unread) == 0 && unread == 0) {
+            if (idle == nullptr || c->last_activity < idle->last_activity) {
+                idle = c;
+            }
+            continue;
+        }
+        if (c->requests > 0 && (served == nullptr || c->opened < served->opened)) {
+            served = c;
+        }
+    }
+    if (idle != nullptr) {
+        ++counters_.evicted_idle;
+        spdlog::debug("closing the idle control connection of uid {} for a newcomer", idle->uid);
+        return idle;
+    }
+    if (stalled != nullptr) {
+        ++counters_.evicted_not_reading;
+        spdlog::debug(
+            "closing the control connection of uid {} for a newcomer: its replies go "
+            "unread",
+            stalled->uid);
+        return stalled;
+    }
+    if (include_served && served != nullptr) {
+        ++counters_.evicted_served;
+        spdlog::debug(
+            "closing the control connection of uid {} for a reserve newcomer: {} "
+            "requests answered",
+            served->uid, served->requests);
+        return served;
+    }
+    return nullptr;
 }
 
 void ControlServer::on_io(Connection& c, std::uint32_t events) {
-    const int fd = c.fd;
-    if ((events & EPOLLIN) != 0 && !c.close_after_flush) {
-        char buf[4096];
-        for (;;) {
-            const ssize_t n = recv(fd, buf, sizeof buf, 0);
-            if (n > 0) {
-                c.in.append(buf, static_cast<std::size_t>(n));
-                if (c.in.size() > options_.max_request_bytes + 1) {
-                    break;  // process_input rejects it; stop reading more
-                }
-                continue;
-            }
-            if (n == 0) {
-                c.close_after_flush = true;
-                break;
-            }
-            if (errno == EINTR) {
-                continue;
-            }
-            if (errno != EAGAIN && errno != EWOULDBLOCK) {
-                ++counters_.io_errors;
-                close_connection(fd);
-                return;
-            }
-            break;
-        }
-        process_input(c);
-    }
-    if ((events & (EPOLLERR | EPOLLHUP)) != 0 && c.out.size() == c.out_offset) {
-        close_connection(fd);
+    if ((events & (EPOLLERR | EPOLLHUP)) != 0) {
+        close_connection(c.fd);  // the client is gone: nobody to answer
         return;
     }
-    flush(c);
+    if ((events & EPOLLOUT) != 0) {
+        c.stalled_since.reset();  // the client has made room
+    }
+    if (c.output_pending() && !flush(c)) {
+        return;
+    }
+    if (!c.output_pending() && !c.close_after_flush) {
+        if (!process_input(c) || !flush(c)) {
+            return;
+        }
+    }
+    update(c);
 }
 
-void ControlServer::process_input(Connection& c) {
-    std::size_t start = 0;
+// One read per turn, and only once the buffered requests are answered: a client cannot make
+// the loop read (or hold) more than about one request line ahead.
+bool ControlServer::read_some(Connection& c) {
+    char buf[kReadChunk];
     for (;;) {
+        const ssize_t n = recv(c.fd, buf, sizeof buf, 0);
+        if (n > 0) {
+            c.in.append(buf, static_cast<std::size_t>(n));
+            c.last_activity = loop_.now();
+            return true;
+        }
+        if (n == 0) {
+            c.eof = true;
+            return true;
+        }
+        if (errno == EINTR) {
+            continue;
+        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            return true;
+        }
+        ++counters_.io_errors;
+        close_connection(c.fd);
+        return false;
+    }
+}
+
+bool ControlServer::process_input(Connection& c) {
+    std::size_t start = 0;
+    std::size_t answered = 0;
+    bool read_this_turn = false;
+    const auto oversized = [&] {
+        ++counters_.rejected_oversized;
+        queue_response(c, error_response("request exceeds " +
+                                         std::to_string(options_.max_request_bytes) + " bytes"));
+        c.close_after_flush = true;
+        c.in.clear();
+        start = 0;
+    };
+    while (c.out.size() - c.out_offset < options_.max_output_bytes) {
         const std::size_t nl = c.in.find('\n', start);
         if (nl == std::string::npos) {
+            if (c.in.size() - start > options_.max_request_bytes) {
+                oversized();
+                return true;
+            }
+            if (read_this_turn || c.eof) {
+                break;
+            }
+            c.in.erase(0, start);
+            start = 0;
+            read_this_turn = true;
+            if (!read_some(c)) {
+                return false;
+            }
+            continue;
+        }
+        if (answered == options_.max_requests_per_turn) {
+            ++counters_.turn_limits;
             break;
         }
         const std::string_view line(c.in.data() + start, nl - start);
         start = nl + 1;
         if (line.size() > options_.max_request_bytes) {
-            ++counters_.rejected_oversized;
-            queue_response(
-                c, error_response("request exceeds " + std::to_string(options_.max_request_bytes) +
-                                  " bytes"));
-            c.close_after_flush = true;
-            c.in.clear();
-            return;
+            oversized();
+            return true;
         }
         if (line.find_first_not_of(" \t\r") == std::string_view::npos) {
             continue;
         }
+        ++answered;
+        ++c.requests;
         ++counters_.requests;
         nlohmann::json request = nlohmann::json::parse(line, nullptr, false);
         if (request.is_discarded() || !request.is_object()) {
@@ -227,13 +393,7 @@ void ControlServer::process_input(Connection& c) {
         queue_response(c, response);
     }
     c.in.erase(0, start);
-    if (c.in.size() > options_.max_request_bytes) {
-        ++counters_.rejected_oversized;
-        queue_response(c, error_response("request exceeds " +
-                                         std::to_string(options_.max_request_bytes) + " bytes"));
-        c.close_after_flush = true;
-        c.in.clear();
-    }
+    return true;
 }
 
 void ControlServer::queue_response(Connection& c, const nlohmann::json& response) {
@@ -243,37 +403,101 @@ void ControlServer::queue_response(Connection& c, const nlohmann::json& response
                               " bytes")
                    .dump();
     }
+    if (c.out_offset == c.out.size()) {
+        c.out.clear();
+        c.out_offset = 0;
+    }
     c.out += text;
     c.out += '\n';
 }
 
-void ControlServer::flush(Connection& c) {
-    const int fd = c.fd;
-    while (c.out_offset < c.out.size()) {
+bool ControlServer::flush(Connection& c) {
+    bool progress = false;
+    while (c.output_pending()) {
         const ssize_t n =
-            send(fd, c.out.data() + c.out_offset, c.out.size() - c.out_offset, MSG_NOSIGNAL);
+            send(c.fd, c.out.data() + c.out_offset, c.out.size() - c.out_offset, MSG_NOSIGNAL);
         if (n > 0) {
             c.out_offset += static_cast<std::size_t>(n);
+            progress = true;
             continue;
         }
         if (n < 0 && errno == EINTR) {
             continue;
         }
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            c.io.set_io_events(EPOLLIN | EPOLLOUT);
-            return;
+            break;
         }
         ++counters_.io_errors;
-        close_connection(fd);
+        close_connection(c.fd);
+        return false;
+    }
+    if (progress) {
+        c.last_activity = loop_.now();
+    }
+    if (!c.output_pending()) {
+        c.out.clear();
+        c.out_offset = 0;
+    }
+    return true;
+}
+
+// Chooses what wakes the connection next: EPOLLOUT while a reply waits (no reading meanwhile)
+// or while complete requests wait for a later turn (a writable socket is ready at once, one
+// whose client does not read never is), else EPOLLIN; and arms its earliest deadline.
+void ControlServer::update(Connection& c) {
+    std::uint32_t events = EPOLLIN;
+    if (c.output_pending()) {
+        events = EPOLLOUT;
+    } else if (c.close_after_flush || (c.eof && !c.has_request())) {
+        close_connection(c.fd);
+        return;
+    } else if (c.has_request()) {
+        events = EPOLLOUT;
+    }
+    if (events != c.events) {
+        c.io.set_io_events(events);
+        c.events = events;
+    }
+    if (events == EPOLLIN) {
+        c.stalled_since.reset();
+    } else if (!c.stalled_since) {
+        c.stalled_since = loop_.now();
+    }
+    Instant when = c.opened + options_.connection_timeout;
+    if (c.requests == 0) {
+        when = std::min(when, c.opened + options_.first_request_timeout);
+    }
+    if (c.stalled_since) {
+        when = std::min(when, *c.stalled_since + options_.write_stall_timeout);
+    }
+    if (c.armed_for != when) {
+        c.deadline.arm_at(when);
+        c.armed_for = when;
+    }
+}
+
+void ControlServer::on_deadline(Connection& c) {
+    const Instant now = loop_.now();
+    if (c.stalled_since && now >= *c.stalled_since + options_.write_stall_timeout) {
+        ++counters_.closed_not_reading;
+        spdlog::debug(
+            "closing a control connection of uid {}: its replies unread for {} ({} "
+            "requests answered)",
+            c.uid, format_duration(options_.write_stall_timeout), c.requests);
+    } else if (c.requests == 0 && now >= c.opened + options_.first_request_timeout) {
+        ++counters_.first_request_timeouts;
+        spdlog::debug("closing a control connection of uid {}: no complete request within {}",
+                      c.uid, format_duration(options_.first_request_timeout));
+    } else if (now >= c.opened + options_.connection_timeout) {
+        ++counters_.timeouts;
+        spdlog::debug("closing a control connection of uid {}: open for {}", c.uid,
+                      format_duration(options_.connection_timeout));
+    } else {
+        c.armed_for.reset();
+        update(c);
         return;
     }
-    c.out.clear();
-    c.out_offset = 0;
-    if (c.close_after_flush) {
-        close_connection(fd);
-        return;
-    }
-    c.io.set_io_events(EPOLLIN);
+    close_connection(c.fd);
 }
 
 void ControlServer::close_connection(int fd) {
@@ -282,7 +506,7 @@ void ControlServer::close_connection(int fd) {
         return;
     }
     it->second->io.reset();
-    it->second->timeout.reset();
+    it->second->deadline = Timer();
     close(fd);
     connections_.erase(it);
 }

@@ -1116,6 +1116,24 @@ nlohmann::json Daemon::status_json() const {
                     {"failures", h.failures},
                     {"timeouts", h.timeouts},
                     {"dropped", h.dropped}};
+    if (control_) {
+        const ControlServerCounters& c = control_->counters();
+        out["control"] = {{"open", control_->open_connections()},
+                          {"connections", c.connections},
+                          {"requests", c.requests},
+                          {"rejected_busy", c.rejected_busy},
+                          {"rejected_per_uid", c.rejected_per_uid},
+                          {"rejected_oversized", c.rejected_oversized},
+                          {"rejected_malformed", c.rejected_malformed},
+                          {"evicted_idle", c.evicted_idle},
+                          {"evicted_not_reading", c.evicted_not_reading},
+                          {"evicted_served", c.evicted_served},
+                          {"timeouts", c.timeouts},
+                          {"first_request_timeouts", c.first_request_timeouts},
+                          {"closed_not_reading", c.closed_not_reading},
+                          {"turn_limits", c.turn_limits},
+                          {"io_errors", c.io_errors}};
+    }
     out["reloads"] = {
         {"total", reloads_},
         {"failed", reloads_failed_},

@@ -114,6 +114,12 @@ void EventSource::set_io_events(std::uint32_t events) {
     }
 }
 
+void EventSource::set_priority(std::int64_t priority) {
+    if (source_ != nullptr) {
+        check(sd_event_source_set_priority(source_, priority), "sd_event_source_set_priority");
+    }
+}
+
 Timer::Timer(EventLoop& loop, std::function<void()> callback) : loop_(&loop) {
     using B = Box<std::function<void()>>;
     auto* box = new B{&loop, "timer", std::move(callback)};

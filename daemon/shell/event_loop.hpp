@@ -40,6 +40,9 @@ class EventSource {
     bool enabled() const;
     // Only for io sources: EPOLLIN, EPOLLOUT, ...
     void set_io_events(std::uint32_t events);
+    // sd-event dispatches one pending source per iteration, the lowest value first; sources
+    // are created at SD_EVENT_PRIORITY_NORMAL (0).
+    void set_priority(std::int64_t priority);
 
   private:
     sd_event_source* source_ = nullptr;
