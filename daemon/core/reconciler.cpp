@@ -274,8 +274,7 @@ void Reconciler::on_failure(const ProviderReplied& reply, Step retry, Reconciler
     Duration delay{};
     if (reply.outcome == ProviderOutcome::RateLimited && reply.retry_after) {
         // The provider said when: retry then, not later (and the backoff does not grow).
-        delay = std::clamp(*reply.retry_after, Duration::zero(),
-                           pacing().policy().retry_after_max);
+        delay = std::clamp(*reply.retry_after, Duration::zero(), pacing().policy().retry_after_max);
     } else {
         delay = pacing().next_delay(ctx.rng, floor);
     }
@@ -327,8 +326,9 @@ void Reconciler::on_holder(const ProviderReplied& reply, int my_priority, const 
             if (!was_holder) {
                 ++status_.moves_confirmed;
             }
-            status_.note = "holder is this droplet: IP confirmed (the assign whose reply was "
-                           "lost was applied)";
+            status_.note =
+                "holder is this droplet: IP confirmed (the assign whose reply was "
+                "lost was applied)";
         }
         if (reply.locked) {
             // Ours now, but an action is pending on the IP and may move it: look again soon.
@@ -352,8 +352,7 @@ void Reconciler::on_holder(const ProviderReplied& reply, int my_priority, const 
             status_.note = "IP locked by a pending action (holder " + shown +
                            "), likely the assign whose reply was lost: reading again in " +
                            format_duration(config_.action_poll_interval);
-            schedule(Step::ReadHolder, now + config_.action_poll_interval,
-                     ReconcilePhase::Waiting);
+            schedule(Step::ReadHolder, now + config_.action_poll_interval, ReconcilePhase::Waiting);
             return;
         }
         assign_unknown_since_.reset();
@@ -395,8 +394,8 @@ void Reconciler::on_holder(const ProviderReplied& reply, int my_priority, const 
             why =
                 "priority " + std::to_string(peer->priority) + " < " + std::to_string(my_priority);
         }
-        status_.note = unknown_outcome + "IP moved to " + peer->node_name + " (" + why +
-                       "): reclaiming";
+        status_.note =
+            unknown_outcome + "IP moved to " + peer->node_name + " (" + why + "): reclaiming";
     } else {
         status_.note = unknown_outcome + "claiming the IP from " + shown;
     }

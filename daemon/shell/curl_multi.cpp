@@ -26,7 +26,7 @@ struct CurlMulti::Transfer {
     bool cancelled = false;
     bool body_overflow = false;
     bool receiver_aborted = false;
-    bool added = false;  // to the multi handle
+    bool added = false;         // to the multi handle
     std::size_t body_sent = 0;  // send_once: bytes of request.body handed to curl
 
     Transfer() = default;
