@@ -99,6 +99,10 @@ HttpRequest make_http_request(const std::string& base_url, const digitalocean::A
     r.ca_file = config.ca_file;
     r.max_body_bytes = 4 * 1024 * 1024;
     r.tcp_keepalive_idle = DigitalOceanProvider::kTcpKeepaliveIdle;
+    r.max_idle_reuse = DigitalOceanProvider::kMaxIdleReuse;
+    // Whether a POST whose reply was lost is sent again is the core's decision (it reads the
+    // holder first), never libcurl's.
+    r.send_once = request.method != "GET" && request.method != "HEAD";
     return r;
 }
 

@@ -48,6 +48,10 @@ class DigitalOceanProvider final : public Provider {
     // common server idle timeouts (nginx: 75 s). At most 72 reads an hour, only when idle.
     static constexpr Duration kKeepWarmIdle = std::chrono::seconds(50);
     static constexpr Duration kTcpKeepaliveIdle = std::chrono::seconds(30);
+    // Keep-warm keeps the connection younger than this. One idle longer (keep-warm off or
+    // late) is not reused: a server with a 60-75 s idle timeout may be closing it, and an
+    // assign sent into that is lost and costs reads before the daemon may post again.
+    static constexpr Duration kMaxIdleReuse = std::chrono::seconds(60);
 
     // Reads config.token_file (throws std::runtime_error, see read_token_file) and checks that
     // `droplet_id` is a positive decimal id (throws std::invalid_argument otherwise). Opens

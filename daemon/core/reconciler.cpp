@@ -66,7 +66,14 @@ const PeerInfo* PeerTable::find(std::string_view node_name) const {
 }
 
 Reconciler::Reconciler(ReconcilerConfig config)
-    : config_(std::move(config)), backoff_(config_.backoff) {}
+    : config_(std::move(config)),
+      backoff_(config_.backoff),
+      claim_backoff_(config_.claim_backoff) {}
+
+void Reconciler::reset_backoff() {
+    backoff_.reset();
+    claim_backoff_.reset();
+}
 
 void Reconciler::start(Instant now, bool assign_first) {
     active_ = true;
@@ -74,8 +81,10 @@ void Reconciler::start(Instant now, bool assign_first) {
     in_flight_.reset();
     action_started_.reset();
     pending_rejection_.reset();
+    assign_unknown_since_.reset();
+    holds_ip_ = false;
     last_recheck_.reset();
-    backoff_.reset();
+    reset_backoff();
     status_.note.clear();
     status_.action_id.clear();
     next_routine_ = false;
@@ -97,6 +106,8 @@ void Reconciler::stop() {
     next_step_.reset();
     action_started_.reset();
     pending_rejection_.reset();
+    assign_unknown_since_.reset();
+    holds_ip_ = false;
     status_.next_call_at.reset();
     if (status_.phase != ReconcilePhase::Refused) {
         status_.phase = ReconcilePhase::Idle;
@@ -249,16 +260,24 @@ void Reconciler::process_reply(const ProviderReplied& reply, int my_priority,
             on_failure(reply, step, ctx, now, reply.retry_after);
             return;
         case ProviderOutcome::Transient:
-            // A POST whose answer was lost may have succeeded: read the holder first.
-            on_failure(reply, step == Step::Assign ? Step::ReadHolder : step, ctx, now,
-                       std::nullopt);
+            if (step == Step::Assign) {
+                on_assign_unknown(reply, ctx, sent_at, now);
+                return;
+            }
+            on_failure(reply, step, ctx, now, std::nullopt);
             return;
     }
 }
 
 void Reconciler::on_failure(const ProviderReplied& reply, Step retry, ReconcilerContext ctx,
                             Instant now, std::optional<Duration> floor) {
-    const Duration delay = backoff_.next_delay(ctx.rng, floor);
+    Duration delay{};
+    if (reply.outcome == ProviderOutcome::RateLimited && reply.retry_after) {
+        // The provider said when: retry then, not later (and the backoff does not grow).
+        delay = std::clamp(*reply.retry_after, Duration::zero(), pacing().policy().retry_after_max);
+    } else {
+        delay = pacing().next_delay(ctx.rng, floor);
+    }
     status_.last_error = std::string(to_string(reply.outcome)) + " (" + http_text(reply) +
                          "): retrying in " + format_duration(delay);
     if (retry == Step::ReadAction && action_started_ &&
@@ -269,20 +288,48 @@ void Reconciler::on_failure(const ProviderReplied& reply, Step retry, Reconciler
     schedule(retry, now + delay, ReconcilePhase::Waiting);
 }
 
+// A POST whose answer was lost may have been applied: only reads follow until one shows
+// whether it was (the holder is us, or an action is pending) or not (then a new POST may go).
+void Reconciler::on_assign_unknown(const ProviderReplied& reply, ReconcilerContext ctx,
+                                   Instant sent_at, Instant now) {
+    if (!assign_unknown_since_) {
+        assign_unknown_since_ = sent_at;
+    }
+    const Duration delay = pacing().next_delay(ctx.rng);
+    status_.note = "assign: " +
+                   (reply.http_status == 0 ? "reply lost (" + reply.detail + ")"
+                                           : "outcome unknown (" + http_text(reply) + ")") +
+                   "; reading the holder before any new POST";
+    status_.last_error = std::string(to_string(reply.outcome)) + " (" + http_text(reply) +
+                         "): reading the holder in " + format_duration(delay);
+    schedule(Step::ReadHolder, now + delay, ReconcilePhase::Waiting);
+}
+
 void Reconciler::on_holder(const ProviderReplied& reply, int my_priority, const PeerTable& peers,
                            ReconcilerContext ctx, Instant sent_at, Instant now) {
-    backoff_.reset();
+    reset_backoff();
+    const bool was_holder = status_.holder_known && status_.observed_holder == reply.holder;
     status_.observed_holder = reply.holder;
     status_.holder_known = true;
     status_.holder_locked = reply.locked;
     status_.last_read_at = now;
     const std::string& holder = reply.holder;
 
+    holds_ip_ = holder == config_.self_provider_id;
     if (holder == config_.self_provider_id) {
         claimed_ = true;
         pending_rejection_.reset();
         action_started_.reset();
         status_.note.clear();
+        if (assign_unknown_since_) {
+            assign_unknown_since_.reset();
+            if (!was_holder) {
+                ++status_.moves_confirmed;
+            }
+            status_.note =
+                "holder is this droplet: IP confirmed (the assign whose reply was "
+                "lost was applied)";
+        }
         if (reply.locked) {
             // Ours now, but an action is pending on the IP and may move it: look again soon.
             schedule(Step::ReadHolder, now + config_.action_poll_interval, ReconcilePhase::Settled);
@@ -298,9 +345,25 @@ void Reconciler::on_holder(const ProviderReplied& reply, int my_priority, const 
         return;
     }
     const std::string shown = holder.empty() ? std::string("nobody") : holder;
+    std::string unknown_outcome;  // what the read says about an assign whose reply was lost
+    if (assign_unknown_since_) {
+        if (reply.locked && now - *assign_unknown_since_ < config_.action_deadline) {
+            // Most likely our own assign, in progress: look again as often as an action poll.
+            status_.note = "IP locked by a pending action (holder " + shown +
+                           "), likely the assign whose reply was lost: reading again in " +
+                           format_duration(config_.action_poll_interval);
+            schedule(Step::ReadHolder, now + config_.action_poll_interval, ReconcilePhase::Waiting);
+            return;
+        }
+        assign_unknown_since_.reset();
+        if (!reply.locked) {
+            unknown_outcome = "the assign whose reply was lost was not applied (holder " + shown +
+                              ", no action pending); ";
+        }
+    }
     if (reply.locked) {
         // Posting now would get 422 (pending event); wait for the lock to clear.
-        const Duration delay = backoff_.next_delay(ctx.rng, config_.locked_retry);
+        const Duration delay = pacing().next_delay(ctx.rng, config_.locked_retry);
         status_.note = "IP locked by a pending action (holder " + shown + "): reading again in " +
                        format_duration(delay);
         schedule(Step::ReadHolder, now + delay, ReconcilePhase::Waiting);
@@ -311,7 +374,7 @@ void Reconciler::on_holder(const ProviderReplied& reply, int my_priority, const 
         const PeerInfo* peer = peers.find_by_provider_id(holder);
         std::string yield = partition_verdict(peer, holder, my_priority, sent_at);
         if (!yield.empty()) {
-            status_.note = std::move(yield);
+            status_.note = unknown_outcome + yield;
             next_routine_ = true;
             schedule(Step::ReadHolder, now + jittered_reconcile_interval(ctx.rng),
                      ReconcilePhase::Yielding);
@@ -331,9 +394,10 @@ void Reconciler::on_holder(const ProviderReplied& reply, int my_priority, const 
             why =
                 "priority " + std::to_string(peer->priority) + " < " + std::to_string(my_priority);
         }
-        status_.note = "IP moved to " + peer->node_name + " (" + why + "): reclaiming";
+        status_.note =
+            unknown_outcome + "IP moved to " + peer->node_name + " (" + why + "): reclaiming";
     } else {
-        status_.note = "claiming the IP from " + shown;
+        status_.note = unknown_outcome + "claiming the IP from " + shown;
     }
     schedule(Step::Assign, now, ReconcilePhase::Assigning);
 }
@@ -366,7 +430,7 @@ std::string Reconciler::partition_verdict(const PeerInfo* peer, const std::strin
 }
 
 void Reconciler::on_assign(const ProviderReplied& reply, Instant now) {
-    backoff_.reset();
+    reset_backoff();
     if (reply.action_id.empty()) {
         schedule(Step::ReadHolder, now, ReconcilePhase::Checking);
         return;
@@ -377,7 +441,7 @@ void Reconciler::on_assign(const ProviderReplied& reply, Instant now) {
 }
 
 void Reconciler::on_action(const ProviderReplied& reply, ReconcilerContext ctx, Instant now) {
-    backoff_.reset();
+    reset_backoff();
     switch (reply.action_status) {
         case ActionStatus::Pending:
             if (action_started_ && now - *action_started_ >= config_.action_deadline) {
@@ -400,7 +464,7 @@ void Reconciler::on_action(const ProviderReplied& reply, ReconcilerContext ctx, 
             // The move may still have happened: read the holder after a backoff.
             ++status_.failures;
             action_started_.reset();
-            const Duration delay = backoff_.next_delay(ctx.rng);
+            const Duration delay = pacing().next_delay(ctx.rng);
             status_.last_error = "action " + status_.action_id +
                                  " errored: reading the holder in " + format_duration(delay);
             schedule(Step::ReadHolder, now + delay, ReconcilePhase::Waiting);

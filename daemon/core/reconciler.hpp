@@ -77,7 +77,12 @@ struct ReconcilerConfig {
     Duration action_poll_interval = std::chrono::seconds(1);
     Duration locked_retry = std::chrono::seconds(2);       // after 422 pending event / locked IP
     Duration action_deadline = std::chrono::seconds(120);  // then re-read the holder
+    // Retries after a failure while this node holds the IP (or knows no better).
     BackoffPolicy backoff;
+    // Retries while Master without the IP: every second the IP sits on a dead node counts, so
+    // they start sub-second and stay a few seconds apart (the call budget still applies).
+    BackoffPolicy claim_backoff{std::chrono::milliseconds(200), 2.0, std::chrono::seconds(2), 0.5,
+                                std::chrono::hours(1)};
 };
 
 enum class ReconcilePhase {
@@ -201,6 +206,11 @@ class Reconciler {
     void on_action(const ProviderReplied& reply, ReconcilerContext ctx, Instant now);
     void on_failure(const ProviderReplied& reply, Step retry, ReconcilerContext ctx, Instant now,
                     std::optional<Duration> floor);
+    void on_assign_unknown(const ProviderReplied& reply, ReconcilerContext ctx, Instant sent_at,
+                           Instant now);
+    // The backoff for the next retry: the fast one while Master without the IP.
+    Backoff& pacing() { return active_ && !holds_ip_ ? claim_backoff_ : backoff_; }
+    void reset_backoff();
     void refuse(std::string reason);
     Duration jittered_reconcile_interval(Rng& rng) const;
     CallPriority priority_of(Step step) const;
@@ -215,7 +225,12 @@ class Reconciler {
     std::optional<Instant> action_started_;
     std::optional<Instant> last_recheck_;
     std::optional<std::string> pending_rejection_;  // a 4xx on Assign, confirmed by a re-read
+    // When an Assign whose outcome is unknown (reply lost, timeout, 5xx) was sent: until a
+    // read shows whether it was applied, no new Assign goes out.
+    std::optional<Instant> assign_unknown_since_;
+    bool holds_ip_ = false;  // this term's last holder read named this node
     Backoff backoff_;
+    Backoff claim_backoff_;
     std::optional<std::string> fault_;
     std::vector<CallProvider> calls_;
     ReconcilerStatus status_;

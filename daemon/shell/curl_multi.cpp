@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <exception>
 #include <mutex>
 #include <stdexcept>
@@ -25,7 +26,8 @@ struct CurlMulti::Transfer {
     bool cancelled = false;
     bool body_overflow = false;
     bool receiver_aborted = false;
-    bool added = false;  // to the multi handle
+    bool added = false;         // to the multi handle
+    std::size_t body_sent = 0;  // send_once: bytes of request.body handed to curl
 
     Transfer() = default;
     Transfer(const Transfer&) = delete;
@@ -104,6 +106,26 @@ size_t CurlMulti::write_callback(char* data, size_t size, size_t count, void* us
     }
     t->response.body.append(data, len);
     return len;
+}
+
+// send_once bodies: handed out once, front to back.
+size_t CurlMulti::read_callback(char* buffer, size_t size, size_t count, void* userdata) {
+    auto* t = static_cast<CurlMulti::Transfer*>(userdata);
+    const std::string& body = t->request.body;
+    const size_t n = std::min(size * count, body.size() - t->body_sent);
+    std::copy_n(body.data() + t->body_sent, n, buffer);
+    t->body_sent += n;
+    return n;
+}
+
+// Refusing to rewind is what stops libcurl from re-sending a send_once request on a fresh
+// connection: it fails the transfer with CURLE_SEND_FAIL_REWIND instead.
+int CurlMulti::seek_callback(void* userdata, curl_off_t offset, int origin) {
+    auto* t = static_cast<CurlMulti::Transfer*>(userdata);
+    if (offset == 0 && origin == SEEK_SET && t->body_sent == 0) {
+        return CURL_SEEKFUNC_OK;  // nothing handed out yet: nothing could have been sent
+    }
+    return CURL_SEEKFUNC_CANTSEEK;
 }
 
 size_t CurlMulti::header_callback(char* data, size_t size, size_t count, void* userdata) {
@@ -215,7 +237,14 @@ RequestId CurlMulti::perform(HttpRequest request, std::function<void(HttpRespons
             if (r.method != "POST") {
                 set(e, CURLOPT_CUSTOMREQUEST, r.method.c_str());
             }
-            if (r.method == "POST" || !r.body.empty()) {
+            if (r.send_once && (r.method == "POST" || !r.body.empty())) {
+                set(e, CURLOPT_POST, 1L);
+                set(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r.body.size()));
+                set(e, CURLOPT_READFUNCTION, &CurlMulti::read_callback);
+                set(e, CURLOPT_READDATA, &tr);
+                set(e, CURLOPT_SEEKFUNCTION, &CurlMulti::seek_callback);
+                set(e, CURLOPT_SEEKDATA, &tr);
+            } else if (r.method == "POST" || !r.body.empty()) {
                 set(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r.body.size()));
                 set(e, CURLOPT_POSTFIELDS, r.body.data());
             }
@@ -413,6 +442,8 @@ void CurlMulti::finish(RequestId id, CURLcode code) {
         r.error = "response body exceeds " + std::to_string(t.request.max_body_bytes) + " bytes";
     } else if (t.receiver_aborted) {
         r.error = "aborted by receiver";
+    } else if (code == CURLE_SEND_FAIL_REWIND && t.request.send_once) {
+        r.error = std::string(kLostAfterSending);
     } else if (code != CURLE_OK) {
         r.error = t.errbuf[0] != '\0' ? std::string(t.errbuf) : curl_easy_strerror(code);
     }

@@ -46,7 +46,19 @@ struct HttpRequest {
     // Only open the connection (TCP, plus TLS for https), then finish: the TCP probe. Such a
     // connection is always fresh and never reused, so the probe really connects.
     bool connect_only = false;
+
+    // The request goes out at most once. libcurl otherwise re-sends a request on a fresh
+    // connection when a reused one dies before any reply byte, which for a POST that the
+    // server already applied is a second, unasked-for POST. With this set the body is fed
+    // through a read callback that cannot rewind, so such a transfer fails instead (error
+    // kLostAfterSending) and the caller decides what to send next.
+    bool send_once = false;
 };
+
+// HttpResponse::error of a send_once request whose connection closed after the request was
+// sent and before any reply: the server may or may not have acted on it.
+inline constexpr std::string_view kLostAfterSending =
+    "connection closed after the request was sent, before any reply (not re-sent)";
 
 struct HttpResponse {
     long status = 0;                             // 0 when no response arrived
@@ -94,6 +106,8 @@ class CurlMulti {
     static int timer_callback(CURLM* multi, long timeout_ms, void* userp);
     static size_t write_callback(char* data, size_t size, size_t count, void* userdata);
     static size_t header_callback(char* data, size_t size, size_t count, void* userdata);
+    static size_t read_callback(char* buffer, size_t size, size_t count, void* userdata);
+    static int seek_callback(void* userdata, curl_off_t offset, int origin);
     void on_socket_event(curl_socket_t fd, std::uint32_t revents);
     void on_timeout();
     void drive(curl_socket_t fd, int ev_bitmask);

@@ -14,6 +14,7 @@
 #include <sstream>
 #include <string>
 
+#include "daemon/core/reconciler.hpp"
 #include "fake_do_api.hpp"
 #include "http_test_server.hpp"
 #include "log_capture.hpp"
@@ -297,13 +298,13 @@ TEST_CASE("DigitalOceanProvider: 5xx, hangs, drops and truncated bodies are Tran
         CHECK(r.detail.find("HTTP " + std::string(kind)) == 0);
         CHECK(r.detail.find("(request ") != std::string::npos);
     }
-    // Two drops: libcurl itself retries once when a reused connection dies before any byte
-    // of the answer (see the next test).
-    h.fake.post_fault({{"route", "assign"}, {"kind", "drop"}, {"count", 2}});
+    // One drop is enough: an assign is never re-sent by libcurl (see the next test).
+    h.fake.post_fault({{"route", "assign"}, {"kind", "drop"}});
     const auto drop = h.call(ProviderOp::Assign);
     CHECK(drop.outcome == ProviderOutcome::Transient);
     CHECK(drop.http_status == 0);
     CHECK(drop.detail.rfind("transport error: ", 0) == 0);
+    CHECK(h.fake.state().at("faults").empty());
     CHECK(h.fake.holder() == std::nullopt);  // a plain drop changes nothing
 
     h.fake.post_fault({{"route", "read_action"}, {"kind", "truncate"}});
@@ -316,20 +317,109 @@ TEST_CASE("DigitalOceanProvider: 5xx, hangs, drops and truncated bodies are Tran
     CHECK(truncated.detail.find("unreadable action") != std::string::npos);
 }
 
-TEST_CASE("DigitalOceanProvider: libcurl re-sends a request whose reused connection died") {
-    // Documented here because it shapes what the core sees after an ambiguous POST: on a
-    // kept-alive connection, a drop before any response byte is retried by libcurl on a fresh
-    // connection, so a committed-then-dropped assign comes back as the 422 of its own pending
-    // action (Locked) or, if that already completed, as Rejected; never as a second move.
+namespace {
+
+// The assign POSTs in the fake's request log.
+int assign_posts_logged(const FakeDoApi& fake) {
+    const auto log = fake.request_log();
+    return static_cast<int>(std::count_if(log.begin(), log.end(), [](const auto& e) {
+        return e.at("method") == "POST" && e.at("droplet_id").is_number();
+    }));
+}
+
+}  // namespace
+
+TEST_CASE("DigitalOceanProvider: an assign whose reply is lost is never re-sent by libcurl") {
+    // On a kept-alive connection, libcurl would re-send a request whose connection died before
+    // any reply byte on a fresh one; for an assign the fake already applied, that is a second
+    // POST (answered 422 pending event). The POST body cannot be rewound, so it is sent once
+    // and the loss comes back as Transient, for the core to read before posting again.
     Harness h;
     REQUIRE(h.call(ProviderOp::ReadHolder).outcome == ProviderOutcome::Ok);  // warm connection
     h.fake.post_options({{"action_result", "never"}});
     h.fake.post_fault({{"route", "assign"}, {"kind", "commit_then_drop"}});
     const auto r = h.call(ProviderOp::Assign);
-    CHECK((r.outcome == ProviderOutcome::Locked || r.outcome == ProviderOutcome::Transient));
-    CHECK(h.fake.state().at("counters").at("assign_posts").get<int>() >= 1);
+    CHECK(r.outcome == ProviderOutcome::Transient);
+    CHECK(r.http_status == 0);
+    CHECK(r.detail == "transport error: " + std::string(failoverd::kLostAfterSending));
+    CHECK(assign_posts_logged(h.fake) == 1);
+    CHECK(h.fake.state().at("counters").at("assign_posts") == 1);
     const auto read = h.call(ProviderOp::ReadHolder);
-    CHECK(read.locked);
+    CHECK(read.outcome == ProviderOutcome::Ok);
+    CHECK(read.locked);  // the one POST made the action
+    CHECK(assign_posts_logged(h.fake) == 1);
+}
+
+namespace {
+
+// The core's Reconciler claiming the IP for droplet 1 through the real provider, as the daemon
+// drives it (an uncontended takeover: assign first); returns its status once the provider says
+// this droplet holds the IP.
+failoverd::ReconcilerStatus claim_with_reconciler(Harness& h) {
+    using failoverd::Reconciler;
+    failoverd::ReconcilerConfig rc;
+    rc.instance = "web";
+    rc.ip = kFakeIp;
+    rc.self_provider_id = self();
+    rc.self_name = "n1";
+    rc.action_poll_interval = 200ms;
+    Reconciler r(rc);
+    failoverd::CallBudget budget(h.loop.now());
+    failoverd::Rng rng(7);
+    failoverd::RequestIds ids;
+    failoverd::PeerTable peers;
+    const auto ctx = [&] { return failoverd::ReconcilerContext{budget, rng, ids}; };
+    const std::function<void()> send = [&] {
+        for (const CallProvider& c : r.take_calls()) {
+            h.provider->call(c, [&](ProviderReplied reply) {
+                r.on_reply(reply, 100, peers, ctx(), h.loop.now());
+                send();
+            });
+        }
+    };
+    r.start(h.loop.now(), /*assign_first=*/true);
+    REQUIRE(h.poll([&] {
+        if (r.next_deadline() && *r.next_deadline() <= h.loop.now()) {
+            r.on_deadline(ctx(), h.loop.now());
+            send();
+        }
+        return r.status().phase == failoverd::ReconcilePhase::Settled;
+    }));
+    return r.status();
+}
+
+}  // namespace
+
+TEST_CASE("DigitalOceanProvider + Reconciler: one POST per claim when its reply is lost") {
+    for (const int drops : {1, 2}) {
+        CAPTURE(drops);
+        Harness h;
+        REQUIRE(h.call(ProviderOp::ReadHolder).outcome == ProviderOutcome::Ok);  // warm
+        h.fake.post_fault({{"route", "assign"}, {"kind", "commit_then_drop"}, {"count", drops}});
+        const auto status = claim_with_reconciler(h);
+        CHECK(h.fake.holder() == kFakeDroplet1);
+        CHECK(status.observed_holder == self());
+        CHECK(status.assigns == 1);
+        CHECK(status.moves_confirmed == 1);
+        CHECK(status.note ==
+              "holder is this droplet: IP confirmed (the assign whose reply was lost was applied)");
+        CHECK(assign_posts_logged(h.fake) == 1);
+        CHECK(h.fake.state().at("counters").at("assign_posts") == 1);
+        // A second fault is still queued: no other POST went out to take it.
+        CHECK(h.fake.state().at("faults").size() == static_cast<std::size_t>(drops - 1));
+    }
+}
+
+TEST_CASE("DigitalOceanProvider: a GET on a dead reused connection is still retried by libcurl") {
+    // Reads are safe to repeat: libcurl's own retry on a fresh connection stays on for them.
+    Harness h;
+    REQUIRE(h.call(ProviderOp::ReadHolder).outcome == ProviderOutcome::Ok);  // warm connection
+    h.fake.post_fault({{"route", "read_ip"}, {"kind", "drop"}});
+    const auto r = h.call(ProviderOp::ReadHolder);
+    CHECK(r.outcome == ProviderOutcome::Ok);
+    const auto log = h.fake.request_log();
+    REQUIRE(log.size() >= 3);
+    CHECK(log[log.size() - 2].value("fault", "") == "drop");
 }
 
 TEST_CASE("DigitalOceanProvider: a hang past request_timeout is Transient within the timeout") {

@@ -614,9 +614,11 @@ TEST_CASE("sim: a 429 storm is waited out without exceeding the budget") {
     storm.retry_after = 30s;
     c.set_provider_faults(storm);
     const Instant fault = c.now();
+    // Counted from the fault: the backup may have made a call or two while the cluster came up.
+    const std::uint64_t calls_before = c.provider_calls(backup);
     c.crash(*old_master);
     c.run_for(600s);
-    const std::uint64_t calls = c.provider_calls(backup);
+    const std::uint64_t calls = c.provider_calls(backup) - calls_before;
     c.set_provider_faults(ProviderFaults{});
     const Instant recovered = c.now();
     REQUIRE_MESSAGE(c.run_until([&] { return c.holder("web") == backup; }, 120s), report(c));
@@ -624,7 +626,7 @@ TEST_CASE("sim: a 429 storm is waited out without exceeding the budget") {
     MESSAGE("429 storm (retry-after 30 s) for 600 s: " << calls << " calls made ("
                                                        << fmt_s(c.now() - recovered)
                                                        << " to move the IP once it ended)");
-    // Retry-After is a floor: at most one call per 30 s, plus the first.
+    // Retry-After is waited exactly: at most one call per 30 s, plus the first.
     CHECK(calls <= 600 / 30 + 1);
     CHECK(c.moves_since("web", fault) == 1);
     settle_and_hold(c, 60s);

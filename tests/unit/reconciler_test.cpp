@@ -259,7 +259,7 @@ TEST_CASE("Reconciler: Retry-After is honoured and the same call is retried") {
     CHECK(h.r.status().failures == 1);
 }
 
-TEST_CASE("Reconciler: transient failures back off with growing, jittered delays") {
+TEST_CASE("Reconciler: a master without the IP retries fast, within its own schedule") {
     Harness h;
     h.start();
     std::vector<Duration> waits;
@@ -267,15 +267,58 @@ TEST_CASE("Reconciler: transient failures back off with growing, jittered delays
         h.reply(h.expect(ProviderOp::ReadHolder), failed(ProviderOutcome::Transient, 503));
         waits.push_back(h.advance());
     }
-    // initial 500 ms doubling, jitter takes at most half off, cap 60 s
+    // claim_backoff: 200 ms doubling, jitter takes at most half off, cap 2 s
+    Duration base = 200ms;
+    for (Duration w : waits) {
+        CHECK(w <= base);
+        CHECK(w >= base / 2);
+        base = std::min<Duration>(base * 2, 2s);
+    }
+    h.reply(h.expect(ProviderOp::ReadHolder), ok_holder(kMe));
+    CHECK(h.r.status().last_error.empty());
+}
+
+TEST_CASE("Reconciler: a master holding the IP keeps the slow schedule for failed re-reads") {
+    Harness h;
+    h.settle();
+    h.advance();  // the periodic re-read
+    std::vector<Duration> waits;
+    for (int i = 0; i < 8; ++i) {
+        h.reply(h.expect(ProviderOp::ReadHolder), failed(ProviderOutcome::Transient, 503));
+        waits.push_back(h.advance());
+    }
+    // backoff: 500 ms doubling, jitter takes at most half off, cap 60 s
     Duration base = 500ms;
     for (Duration w : waits) {
         CHECK(w <= base);
         CHECK(w >= base / 2);
         base = std::min<Duration>(base * 2, 60s);
     }
-    h.reply(h.expect(ProviderOp::ReadHolder), ok_holder(kMe));
-    CHECK(h.r.status().last_error.empty());
+    // The read that finds the IP gone switches to the fast schedule at once.
+    h.reply(h.expect(ProviderOp::ReadHolder), ok_holder("2002", /*locked=*/true));
+    CHECK(h.advance() == 2s);  // a lock: locked_retry, not the slow backoff
+    h.reply(h.expect(ProviderOp::ReadHolder), failed(ProviderOutcome::Transient, 503));
+    CHECK(h.advance() <= 400ms);  // the second step of the fast schedule (the lock was the first)
+}
+
+TEST_CASE("Reconciler: Retry-After is waited exactly, with no backoff on top") {
+    for (const bool holding : {false, true}) {
+        CAPTURE(holding);
+        Harness h;
+        if (holding) {
+            h.settle();
+            h.advance();
+        } else {
+            h.start();
+        }
+        for (int i = 0; i < 4; ++i) {
+            h.reply(h.expect(ProviderOp::ReadHolder),
+                    failed(ProviderOutcome::RateLimited, 429, "API rate limit exceeded", 3s));
+            CHECK(h.advance() == 3s);
+        }
+        h.reply(h.expect(ProviderOp::ReadHolder), ok_holder(kMe));
+        CHECK(h.r.status().failures == 4);
+    }
 }
 
 TEST_CASE("Reconciler: a lost POST is followed by a holder read before any new POST") {
@@ -302,6 +345,70 @@ TEST_CASE("Reconciler: a lost POST is followed by a holder read before any new P
         if (row.posts_again) {
             CHECK(calls[0].op == ProviderOp::Assign);
         }
+    }
+}
+
+TEST_CASE("Reconciler: an assign whose reply was lost is confirmed by reads, not re-posted") {
+    Harness h;
+    h.start_named();
+    h.reply(h.expect(ProviderOp::Assign),
+            failed(ProviderOutcome::Transient, 0,
+                   "transport error: connection closed after the request was sent"));
+    CHECK(h.r.status().note ==
+          "assign: reply lost (transport error: connection closed after the request was sent); "
+          "reading the holder before any new POST");
+    CHECK(h.advance() <= 200ms);  // Master without the IP: the fast schedule
+    // A failed read in between changes nothing: still only reads.
+    h.reply(h.expect(ProviderOp::ReadHolder), failed(ProviderOutcome::Transient, 503));
+    h.advance();
+    // Our action is pending: read again at the action poll interval, never post.
+    for (int i = 0; i < 3; ++i) {
+        h.reply(h.expect(ProviderOp::ReadHolder), ok_holder("2002", /*locked=*/true));
+        CHECK(h.r.status().note.find("likely the assign whose reply was lost") !=
+              std::string::npos);
+        CHECK(h.advance() == 1s);
+    }
+    h.reply(h.expect(ProviderOp::ReadHolder), ok_holder(kMe));
+    CHECK(h.r.status().phase == ReconcilePhase::Settled);
+    CHECK(h.r.status().note ==
+          "holder is this droplet: IP confirmed (the assign whose reply was lost was applied)");
+    CHECK(h.r.status().assigns == 1);
+    CHECK(h.r.status().moves_confirmed == 1);
+    CHECK(h.r.take_calls().empty());
+}
+
+TEST_CASE("Reconciler: a lost assign the reads show was not applied is posted again") {
+    SUBCASE("5xx on the assign") {
+        Harness h;
+        h.start();
+        h.reply(h.expect(ProviderOp::ReadHolder), ok_holder("2002"));
+        h.reply(h.expect(ProviderOp::Assign), failed(ProviderOutcome::Transient, 502));
+        CHECK(h.r.status().note ==
+              "assign: outcome unknown (HTTP 502); reading the holder before any new POST");
+        h.advance();
+        h.reply(h.expect(ProviderOp::ReadHolder), ok_holder("2002"));
+        CHECK(h.r.status().note ==
+              "the assign whose reply was lost was not applied (holder 2002, no action "
+              "pending); claiming the IP from 2002");
+        h.expect(ProviderOp::Assign);
+        CHECK(h.r.status().assigns == 2);
+    }
+    SUBCASE("a lock that outlives the action deadline is someone else's") {
+        Harness h;
+        h.start();
+        h.reply(h.expect(ProviderOp::ReadHolder), ok_holder("2002"));
+        h.reply(h.expect(ProviderOp::Assign), failed(ProviderOutcome::Transient, 0, "timed out"));
+        h.advance();
+        while (h.now - t0 < 120s) {
+            h.reply(h.expect(ProviderOp::ReadHolder), ok_holder("2002", /*locked=*/true));
+            h.advance();
+        }
+        h.reply(h.expect(ProviderOp::ReadHolder), ok_holder("2002", /*locked=*/true));
+        CHECK(h.r.status().note.rfind("IP locked by a pending action (holder 2002): ", 0) == 0);
+        CHECK(h.advance() >= 2s);
+        h.reply(h.expect(ProviderOp::ReadHolder), ok_holder("2002"));
+        h.expect(ProviderOp::Assign);
+        CHECK(h.r.status().assigns == 2);
     }
 }
 
