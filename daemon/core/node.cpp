@@ -67,8 +67,9 @@ bool went_missing(const PeerInfo& peer, Instant now) {
 }
 
 // Why an advert from a known peer may mean a partition has just healed, from what the peer
-// table held before it (empty when it does not): the peer was silent and is heard again, or
-// it now advertises as master (it took over while it could not hear us). A peer heard for
+// table held before it (empty when it does not): the peer was silent and is heard again, it
+// now advertises as master (it took over while it could not hear us), or it stops being
+// master (an assign it posted just before may land after our last read). A peer heard for
 // the first time is new, not healed; the peer-table change covers it.
 std::string heal_reason(const PeerInfo* before, const Advert& advert, Instant now) {
     if (before == nullptr || before->last_heard == Instant{}) {
@@ -84,6 +85,12 @@ std::string heal_reason(const PeerInfo* before, const Advert& advert, Instant no
     if (now_master && !was_master) {
         return advert.sender + " heard as MASTER (priority " + std::to_string(advert.priority) +
                ")";
+    }
+    if (was_master && !now_master) {
+        return advert.state == SenderState::Master
+                   ? advert.sender + " resigned as MASTER"
+                   : advert.sender + " stepped down from MASTER (now " +
+                         std::string(to_string(advert.state)) + ")";
     }
     return {};
 }

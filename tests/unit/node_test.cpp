@@ -628,6 +628,30 @@ TEST_CASE("Node: a master re-reads the holder when a peer is newly heard as MAST
     CHECK(c.calls_of("web-1").size() == 1);
 }
 
+TEST_CASE("Node: a master re-reads again when that peer steps down from MASTER") {
+    // The other ordering: web-1 hears web-2 as MASTER and reads at once, but web-2's assign
+    // reaches the provider after that read. When web-2 steps down, web-1 reads once more (a
+    // second after the first read at the earliest) instead of at the reconcile interval.
+    Cluster c = settled_pair();
+    c.blocked = {{"web-1", "web-2"}};
+    c.run_until(c.now + 5s);
+    REQUIRE(c.role("web-2") == Role::Master);
+    const auto first = c.calls_of("web-1");
+    REQUIRE(first.size() == 1);
+    c.clear_calls();
+    c.reply_holder("web-1", first[0], "1001");  // before web-2's assign landed
+    CHECK(c.calls.empty());
+    c.blocked.clear();
+    c.run_until(c.now + 2s);
+    REQUIRE(c.role("web-2") == Role::Backup);
+    REQUIRE(c.notices.size() == 2);
+    CHECK(c.notices[1].text ==
+          "web-2 stepped down from MASTER (now backup): re-reading the holder");
+    const auto second = c.calls_of("web-1");
+    REQUIRE(second.size() == 1);
+    CHECK(second[0].op == ProviderOp::ReadHolder);
+}
+
 TEST_CASE("Node: a master whose adverts could not be sent re-reads when they go out again") {
     Cluster c = settled_pair();
     auto sent = [&](std::size_t failed) {
