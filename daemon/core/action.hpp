@@ -64,6 +64,13 @@ struct Transitioned {
     std::string reason;
 };
 
-using Action = std::variant<SendAdvert, CallProvider, RunHook, Transitioned>;
+// A line for the operator's log, at info, about the instance: why the core acts when nothing
+// else logs it ("web-2 heard again after 3.40 s of silence: re-reading the holder").
+struct LogNotice {
+    std::string instance;
+    std::string text;
+};
+
+using Action = std::variant<SendAdvert, CallProvider, RunHook, Transitioned, LogNotice>;
 
 }  // namespace failoverd

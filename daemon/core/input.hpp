@@ -1,6 +1,7 @@
 // What the shell (or the simulator) hands to the core: everything that happened, as data.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -100,11 +101,21 @@ struct AdminMaintenance {
     bool on = false;
 };
 
+// The shell tried to send one of the instance's SendAdverts to each of its `peers` peers, and
+// the kernel refused `failed` of those sends (ENETUNREACH, EHOSTUNREACH, ENOBUFS...). Reported
+// for every send with a failure and for the first send after it that had none; a clean send
+// after a clean send need not be reported.
+struct AdvertSendResult {
+    std::string instance;
+    std::size_t peers = 0;
+    std::size_t failed = 0;
+};
+
 // The daemon is stopping: Masters resign, every instance goes to Init. Send the resulting
 // adverts, then exit.
 struct Shutdown {};
 
 using Input = std::variant<AdvertReceived, ProbeCompleted, ProviderReplied, AdminHandover,
-                           AdminMaintenance, Shutdown>;
+                           AdminMaintenance, AdvertSendResult, Shutdown>;
 
 }  // namespace failoverd

@@ -50,6 +50,51 @@ std::optional<std::string> pick_successor(const PeerTable& peers, Instant now) {
     return best ? std::optional<std::string>(best->node_name) : std::nullopt;
 }
 
+// A backup takes over after missing this many adverts (master_down_interval is 3 intervals
+// plus its skew): sends that failed fewer times in a row cannot have let one take over.
+constexpr std::uint64_t kMissedAdvertsForTakeover = 3;
+
+// A peer has gone missing when a notice it should have sent did not arrive within
+// kPeerFreshAdverts intervals of its time: a master advertises every interval, a backup or
+// faulted node every kPresenceEveryAdverts. One lost notice is enough: the cost of a false
+// alarm is one read of the holder, while a partition just long enough for the peer to take
+// over (master_down_interval, under 4 intervals) and claim the IP shows as a silence of only
+// a few intervals more.
+bool went_missing(const PeerInfo& peer, Instant now) {
+    const int every =
+        peer.state == SenderState::Master && peer.priority > 0 ? 1 : kPresenceEveryAdverts;
+    return now - peer.last_heard > (every + kPeerFreshAdverts) * peer.advert_interval;
+}
+
+// Why an advert from a known peer may mean a partition has just healed, from what the peer
+// table held before it (empty when it does not): the peer was silent and is heard again, it
+// now advertises as master (it took over while it could not hear us), or it stops being
+// master (an assign it posted just before may land after our last read). A peer heard for
+// the first time is new, not healed; the peer-table change covers it.
+std::string heal_reason(const PeerInfo* before, const Advert& advert, Instant now) {
+    if (before == nullptr || before->last_heard == Instant{}) {
+        return {};
+    }
+    const bool missing = went_missing(*before, now);
+    const bool was_master = before->state == SenderState::Master && before->priority > 0;
+    const bool now_master = advert.state == SenderState::Master && advert.priority > 0;
+    if (missing) {
+        return advert.sender + " heard again after " + format_duration(now - before->last_heard) +
+               " of silence" + (now_master ? " (as MASTER)" : "");
+    }
+    if (now_master && !was_master) {
+        return advert.sender + " heard as MASTER (priority " + std::to_string(advert.priority) +
+               ")";
+    }
+    if (was_master && !now_master) {
+        return advert.state == SenderState::Master
+                   ? advert.sender + " resigned as MASTER"
+                   : advert.sender + " stepped down from MASTER (now " +
+                         std::string(to_string(advert.state)) + ")";
+    }
+    return {};
+}
+
 ElectionConfig election_config(const NodeSpec& spec, const InstanceSpec& is) {
     ElectionConfig ec;
     ec.instance = is.name;
@@ -240,6 +285,8 @@ void Node::handle(const Input& input, Instant now) {
                 on_handover(in, now);
             } else if constexpr (std::is_same_v<T, AdminMaintenance>) {
                 on_maintenance(in, now);
+            } else if constexpr (std::is_same_v<T, AdvertSendResult>) {
+                on_send_result(in, now);
             } else {
                 static_assert(std::is_same_v<T, Shutdown>);
                 on_shutdown(now);
@@ -336,6 +383,7 @@ void Node::on_advert(const AdvertReceived& in, Instant now) {
     }
     FAILOVERD_ASSERT(inst != nullptr);  // the verifier knows only our instance ids
     ++inst->adverts_received;
+    const std::string healed = heal_reason(inst->peers.find(advert.sender), advert, now);
     const bool peer_changed = inst->peers.update(advert, in.from, now);
     if (advert.state == SenderState::Master) {
         inst->election.on_advert(
@@ -347,10 +395,16 @@ void Node::on_advert(const AdvertReceived& in, Instant now) {
     // A peer that became master, resigned or changed priority may change who should hold the
     // IP, and a presence notice from the node we leave the IP with shows whether it still
     // contends for it: a master re-reads the holder now instead of at the reconcile interval.
-    if (inst->election.role() == Role::Master &&
-        (peer_changed || (advert.state != SenderState::Master &&
-                          inst->reconciler.yielding_to(advert.sender_provider_id)))) {
-        inst->reconciler.recheck_soon(now);
+    // A peer heard again after a silence, or newly as master, may have claimed the IP while
+    // the two could not hear each other (and may have stepped down since): that re-read must
+    // not be skipped.
+    if (inst->election.role() == Role::Master) {
+        if (!healed.empty()) {
+            recheck_after_heal(*inst, healed, now);
+        } else if (peer_changed || (advert.state != SenderState::Master &&
+                                    inst->reconciler.yielding_to(advert.sender_provider_id))) {
+            inst->reconciler.recheck_soon(now);
+        }
     }
     drain(*inst, now);
 }
@@ -410,6 +464,39 @@ void Node::on_maintenance(const AdminMaintenance& in, Instant now) {
     for (auto& inst : instances_) {
         apply_health(inst, now);
         drain(inst, now);
+    }
+}
+
+void Node::on_send_result(const AdvertSendResult& in, Instant now) {
+    InstanceState* inst = find(in.instance);
+    if (inst == nullptr) {
+        return;
+    }
+    if (in.failed > 0) {
+        if (inst->failed_sends++ == 0) {
+            inst->sends_failing_since = now;
+        }
+        return;
+    }
+    const std::uint64_t failed = std::exchange(inst->failed_sends, 0);
+    // Peers that missed this many adverts may have taken over and moved the IP meanwhile.
+    if (failed >= kMissedAdvertsForTakeover && inst->election.role() == Role::Master) {
+        recheck_after_heal(*inst,
+                           "adverts could not be sent to every peer for " +
+                               format_duration(now - inst->sends_failing_since) + " (" +
+                               std::to_string(failed) + " in a row), now sent again",
+                           now);
+        drain(*inst, now);
+    }
+}
+
+void Node::recheck_after_heal(InstanceState& inst, const std::string& reason, Instant now) {
+    if (!spec_.provider_enabled) {
+        return;
+    }
+    std::string text = inst.reconciler.recheck_after_heal(reason, now);
+    if (!text.empty()) {
+        actions_.push_back(LogNotice{inst.spec.name, std::move(text)});
     }
 }
 

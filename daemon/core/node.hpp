@@ -75,11 +75,14 @@ class Node {
     // Call for every input, with the loop's `now` for this turn; then call take_actions() and
     // re-arm the timer to next_deadline(). May emit every kind of Action:
     //  - AdvertReceived: verified or counted as a drop; may change roles (Transitioned,
-    //    RunHook), answer with a SendAdvert, or (as Master) trigger a CallProvider re-read.
+    //    RunHook), answer with a SendAdvert, or (as Master) trigger a CallProvider re-read
+    //    (with a LogNotice when the peer had gone missing or newly advertises as master).
     //  - ProbeCompleted: updates the check; a changed verdict may change roles and priorities.
     //  - ProviderReplied: advances that instance's reconciler (CallProvider) or, when the
     //    provider refuses us, puts the instance in Fault (resign SendAdvert, Transitioned).
     //  - AdminHandover, AdminMaintenance: resign adverts and transitions.
+    //  - AdvertSendResult: sends that work again after failing may make a Master re-read
+    //    the holder (CallProvider, LogNotice).
     //  - Shutdown: resign adverts from every Master and Transitioned(..., Init, "shutdown");
     //    afterwards every input is ignored and next_deadline() is empty.
     void handle(const Input& input, Instant now);
@@ -145,7 +148,9 @@ class Node {
         std::uint64_t transitions = 0;
         std::uint64_t adverts_sent = 0;
         std::uint64_t adverts_received = 0;
-        std::uint64_t sequence = 0;  // per instance: the replay window is per instance
+        std::uint64_t sequence = 0;      // per instance: the replay window is per instance
+        std::uint64_t failed_sends = 0;  // adverts in a row that did not reach every peer
+        Instant sends_failing_since{};   // the first of them
     };
 
     void on_advert(const AdvertReceived& in, Instant now);
@@ -153,6 +158,9 @@ class Node {
     void on_provider(const ProviderReplied& in, Instant now);
     void on_handover(const AdminHandover& in, Instant now);
     void on_maintenance(const AdminMaintenance& in, Instant now);
+    void on_send_result(const AdvertSendResult& in, Instant now);
+    // A partition may have healed: a Master re-reads the holder and logs why.
+    void recheck_after_heal(InstanceState& inst, const std::string& reason, Instant now);
     void on_shutdown(Instant now);
 
     InstanceState make_instance(const InstanceSpec& spec) const;

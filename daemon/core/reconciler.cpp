@@ -84,6 +84,7 @@ void Reconciler::start(Instant now, bool assign_first) {
     assign_unknown_since_.reset();
     holds_ip_ = false;
     last_recheck_.reset();
+    heal_reread_ = false;
     reset_backoff();
     status_.note.clear();
     status_.action_id.clear();
@@ -103,6 +104,7 @@ void Reconciler::start(Instant now, bool assign_first) {
 void Reconciler::stop() {
     active_ = false;
     in_flight_.reset();
+    heal_reread_ = false;
     next_step_.reset();
     action_started_.reset();
     pending_rejection_.reset();
@@ -132,6 +134,52 @@ void Reconciler::recheck_soon(Instant now) {
         next_routine_ = false;
         schedule(Step::ReadHolder, now, status_.phase);
     }
+}
+
+std::string Reconciler::recheck_after_heal(const std::string& reason, Instant now) {
+    if (!active_) {
+        return {};
+    }
+    if (in_flight_) {
+        if (in_flight_->step != Step::ReadHolder) {
+            return {};  // an assign or action poll in flight ends with a verify read
+        }
+        // Its answer may predate the heal: on_holder reads once more instead of settling.
+        heal_reread_ = true;
+        return reason + ": re-reading the holder";
+    }
+    if (!next_step_ || *next_step_ != Step::ReadHolder) {
+        return {};  // an assign or action poll is next; a verify read follows it
+    }
+    if (status_.phase != ReconcilePhase::Settled && status_.phase != ReconcilePhase::Yielding) {
+        // Waiting out a backoff, a lock or the budget: the read it ends with comes after the
+        // heal, and a provider's retry-after must not be cut short.
+        return reason + ": re-reading the holder when the wait ends";
+    }
+    const Instant at = recheck_at(now);
+    if (at < next_at_) {
+        last_recheck_ = at;
+        next_routine_ = false;
+        schedule(Step::ReadHolder, at, status_.phase);
+    }
+    return reason + ": re-reading the holder";
+}
+
+Instant Reconciler::recheck_at(Instant now) const {
+    return last_recheck_ ? std::max(now, *last_recheck_ + kRecheckMinGap) : now;
+}
+
+void Reconciler::schedule_next_read(ReconcilerContext ctx, Instant now, ReconcilePhase phase) {
+    if (heal_reread_) {
+        heal_reread_ = false;
+        const Instant at = recheck_at(now);
+        last_recheck_ = at;
+        next_routine_ = false;
+        schedule(Step::ReadHolder, at, phase);
+        return;
+    }
+    next_routine_ = true;
+    schedule(Step::ReadHolder, now + jittered_reconcile_interval(ctx.rng), phase);
 }
 
 void Reconciler::schedule(Step step, Instant at, ReconcilePhase phase) {
@@ -165,6 +213,9 @@ void Reconciler::issue(Step step, ReconcilerContext ctx, Instant now) {
     FAILOVERD_ASSERT(active_);  // a node that is not Master never calls the provider here
     const std::uint64_t id = ctx.ids.next();
     in_flight_ = InFlight{id, step, now};
+    if (step == Step::ReadHolder) {
+        heal_reread_ = false;  // this read leaves after any heal noticed so far
+    }
     next_step_.reset();
     status_.next_call_at.reset();
     ++status_.calls;
@@ -334,9 +385,7 @@ void Reconciler::on_holder(const ProviderReplied& reply, int my_priority, const 
             // Ours now, but an action is pending on the IP and may move it: look again soon.
             schedule(Step::ReadHolder, now + config_.action_poll_interval, ReconcilePhase::Settled);
         } else {
-            next_routine_ = true;
-            schedule(Step::ReadHolder, now + jittered_reconcile_interval(ctx.rng),
-                     ReconcilePhase::Settled);
+            schedule_next_read(ctx, now, ReconcilePhase::Settled);
         }
         return;
     }
@@ -375,9 +424,7 @@ void Reconciler::on_holder(const ProviderReplied& reply, int my_priority, const 
         std::string yield = partition_verdict(peer, holder, my_priority, sent_at);
         if (!yield.empty()) {
             status_.note = unknown_outcome + yield;
-            next_routine_ = true;
-            schedule(Step::ReadHolder, now + jittered_reconcile_interval(ctx.rng),
-                     ReconcilePhase::Yielding);
+            schedule_next_read(ctx, now, ReconcilePhase::Yielding);
             return;
         }
         const bool current =

@@ -159,6 +159,16 @@ class Reconciler {
     // unless Master and idle between calls.
     void recheck_soon(Instant now);
 
+    // A partition may have healed (a peer heard again after a silence, a peer newly heard as
+    // master, this node's own sends working again): whoever held the IP meanwhile may have
+    // moved it, so re-read the holder at once. Unlike recheck_soon it is never dropped: within
+    // the rate limit it is postponed, and a read already on its way (sent before the heal)
+    // is followed by one more. A claim in progress ends with a verify read and a backoff or
+    // lock wait ends with a read, so those are left to run. Returns what it does, for the log
+    // ("web-2 heard again after 3.40 s of silence: re-reading the holder" when `reason` is the
+    // first part); empty when not Master or when a claim in progress makes it moot.
+    std::string recheck_after_heal(const std::string& reason, Instant now);
+
     // Call with every ProviderReplied for this instance. `my_priority` is the instance's
     // effective priority now; `peers` the instance's peer table. May queue CallProviders
     // (take_calls) or a fault (take_fault).
@@ -213,6 +223,10 @@ class Reconciler {
     void reset_backoff();
     void refuse(std::string reason);
     Duration jittered_reconcile_interval(Rng& rng) const;
+    // After a read found the IP settled or yielded: the periodic re-read, or a prompt one when
+    // a heal was noticed while that read was on its way.
+    void schedule_next_read(ReconcilerContext ctx, Instant now, ReconcilePhase phase);
+    Instant recheck_at(Instant now) const;  // `now`, or later within the rate limit
     CallPriority priority_of(Step step) const;
 
     ReconcilerConfig config_;
@@ -224,6 +238,7 @@ class Reconciler {
     Instant next_at_{};
     std::optional<Instant> action_started_;
     std::optional<Instant> last_recheck_;
+    bool heal_reread_ = false;  // a heal was noticed while a read was on its way
     std::optional<std::string> pending_rejection_;  // a 4xx on Assign, confirmed by a re-read
     // When an Assign whose outcome is unknown (reply lost, timeout, 5xx) was sent: until a
     // read shows whether it was applied, no new Assign goes out.

@@ -581,7 +581,30 @@ std::string Daemon::holder_name(const std::string& holder, const InstanceStatus&
 
 void Daemon::execute(const Action& action) {
     if (const auto* send = std::get_if<SendAdvert>(&action)) {
-        transport_->send_to_all(send->bytes);
+        const std::size_t peers = transport_->peers().size();
+        const std::size_t failed = peers - transport_->send_to_all(send->bytes);
+        // The core hears of every send that failed and of the first clean one after them (a
+        // master that could not send may have lost its IP meanwhile); clean sends after clean
+        // ones are the steady state and go unreported.
+        const bool was_failing = sends_failing_.contains(send->instance);
+        if (failed > 0 || was_failing) {
+            if (failed > 0) {
+                sends_failing_.insert(send->instance);
+            } else {
+                sends_failing_.erase(send->instance);
+            }
+            AdvertSendResult result{send->instance, peers, failed};
+            loop_.post([this, result] {
+                if (node_) {
+                    node_->handle(result, loop_.now());
+                    after_input(true);
+                }
+            });
+        }
+    } else if (const auto* notice = std::get_if<LogNotice>(&action)) {
+        const auto ip = instance_ips_.find(notice->instance);
+        spdlog::info("[{}] reserved IP {}: {}", notice->instance,
+                     ip == instance_ips_.end() ? "?" : ip->second, notice->text);
     } else if (const auto* hook = std::get_if<RunHook>(&action)) {
         hooks_->on_transition(HookEvent{hook->instance, hook_role(hook->to),
                                         std::string(to_string(hook->from)), hook->reason});

@@ -10,6 +10,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -164,6 +165,7 @@ class Daemon {
     std::optional<std::string> start_error_;
     std::map<std::string, std::string> instance_ips_;  // also of instances a reload removes
     std::map<std::string, ReconcileSeen> reconcile_seen_;
+    std::set<std::string> sends_failing_;  // instances whose last advert failed to some peer
     RateLimitedLog provider_log_;
     std::map<std::string, PeerAuth> peer_auth_;  // key: resolved peer address
     std::uint64_t discovery_generation_ = 0;

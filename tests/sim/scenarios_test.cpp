@@ -416,6 +416,52 @@ TEST_CASE("sim: partition between peers that both reach the provider, then heal"
     }
 }
 
+TEST_CASE("sim: a heal where the backup steps down before the master hears it as MASTER") {
+    // Issue 21, case 8: the backup took over and moved the IP behind a partition; at the heal
+    // it heard the master first and stepped down, so the master never heard a MASTER advert,
+    // only the backup's presence notices again after a silence. The master must re-read the
+    // holder then, not at its next periodic read (reconcile_interval, 30 s).
+    SimOptions o = hot_standby({150, 100});
+    o.advert_interval = 100ms;
+    o.provider.action_min = 500ms;
+    o.provider.action_max = 1s;
+    SimCluster c(o);
+    bring_up(c);
+    const auto master = c.master("web");
+    REQUIRE(master);
+    const auto backups = c.backups("web");
+    REQUIRE(backups.size() == 1);
+    const NodeId backup = backups[0];
+    // Cut just after the master's periodic read, so the next one falls long after the heal.
+    auto last_read = [&] { return c.node(*master)->status().instances[0].provider.last_read_at; };
+    const auto read_before = last_read();
+    REQUIRE_MESSAGE(c.run_until([&] { return last_read() != read_before; }, 40s), report(c));
+    const std::uint64_t reads_before = c.provider_calls(*master);
+
+    const Instant cut = c.now();
+    c.drop(*master, backup, 1.0);
+    c.drop(backup, *master, 1.0);
+    REQUIRE_MESSAGE(c.run_until([&] { return c.holder("web") == backup; }, 20s), report(c));
+    CHECK(c.role(*master, "web") == Role::Master);
+    CHECK(c.provider_calls(*master) == reads_before);  // it knows nothing of the move
+    // The master's adverts get through first: the backup steps down while its own adverts,
+    // MASTER and then the BACKUP presence notice, are still lost.
+    c.drop(*master, backup, 0.0);
+    REQUIRE_MESSAGE(c.run_until([&] { return c.role(backup, "web") == Role::Backup; }, 5s),
+                    report(c));
+    const Instant heal = c.now();
+    c.recover();
+    REQUIRE_MESSAGE(c.run_until([&] { return c.holder("web") == *master; }, 25s), report(c));
+    const Duration back = c.now() - heal;
+    MESSAGE("IP on the backup " << fmt_s(heal - cut) << " after the cut; back on the master "
+                                << fmt_s(back) << " after the heal");
+    // The next presence notice (every 500 ms), a read, an assign and the action (at most 1 s).
+    CHECK(back <= 3s);
+    CHECK(c.moves_since("web", cut) == 2);
+    settle_and_hold(c, 60s);
+    CHECK(c.moves_since("web", cut) == 2);
+}
+
 TEST_CASE("sim: preempt vs nopreempt when the old master returns") {
     struct Case {
         const char* name;

@@ -2,8 +2,10 @@
 
 #include <doctest/doctest.h>
 
+#include <set>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 using namespace failoverd;
@@ -44,7 +46,11 @@ struct Cluster {
     std::vector<Node> nodes;
     std::vector<Transitioned> transitions;
     std::vector<CallProvider> calls;
+    std::vector<std::string> callers;  // the node that made each of `calls`
     std::vector<RunHook> hooks;
+    std::vector<LogNotice> notices;
+    // (from, to): datagrams on these one-way links are lost.
+    std::set<std::pair<std::string, std::string>> blocked;
 
     Node& node(const std::string& name) {
         for (auto& n : nodes) {
@@ -70,7 +76,7 @@ struct Cluster {
                     busy = true;
                     if (auto* send = std::get_if<SendAdvert>(&action)) {
                         for (std::size_t j = 0; j < nodes.size(); ++j) {
-                            if (j != i) {
+                            if (j != i && !blocked.contains({nodes[i].name(), nodes[j].name()})) {
                                 nodes[j].handle(AdvertReceived{send->bytes, nodes[i].name()}, now);
                             }
                         }
@@ -78,6 +84,9 @@ struct Cluster {
                         transitions.push_back(*t);
                     } else if (auto* c = std::get_if<CallProvider>(&action)) {
                         calls.push_back(*c);
+                        callers.push_back(nodes[i].name());
+                    } else if (auto* n = std::get_if<LogNotice>(&action)) {
+                        notices.push_back(*n);
                     } else {
                         hooks.push_back(std::get<RunHook>(action));
                     }
@@ -113,7 +122,63 @@ struct Cluster {
     }
 
     Role role(const std::string& name) { return *node(name).role("web"); }
+
+    // The calls `name` made since the last clear_calls().
+    std::vector<CallProvider> calls_of(const std::string& name) const {
+        std::vector<CallProvider> out;
+        for (std::size_t i = 0; i < calls.size(); ++i) {
+            if (callers[i] == name) {
+                out.push_back(calls[i]);
+            }
+        }
+        return out;
+    }
+
+    void clear_calls() {
+        calls.clear();
+        callers.clear();
+    }
+
+    void reply_holder(const std::string& name, const CallProvider& call, std::string holder) {
+        ProviderReplied r;
+        r.instance = "web";
+        r.request_id = call.request_id;
+        r.outcome = ProviderOutcome::Ok;
+        r.holder = std::move(holder);
+        handle(name, r);
+    }
 };
+
+// web-1 (150, droplet 1001) MASTER holding the IP, web-2 (100, droplet 2002) BACKUP, both with
+// the provider enabled; the calls so far are answered and cleared.
+Cluster settled_pair() {
+    auto a = spec("web-1", 150, "1001");
+    a.provider_enabled = true;
+    auto b = spec("web-2", 100, "2002");
+    b.provider_enabled = true;
+    Cluster c;
+    c.add(a);
+    c.add(b);
+    c.run_until(t0 + 10s);
+    REQUIRE(c.role("web-1") == Role::Master);
+    REQUIRE(c.role("web-2") == Role::Backup);
+    const auto calls = c.calls_of("web-1");
+    REQUIRE(calls.size() == 1);
+    c.clear_calls();
+    c.reply_holder("web-1", calls[0], "1001");
+    REQUIRE(c.node("web-1").status().instances[0].provider.phase == ReconcilePhase::Settled);
+    REQUIRE(c.calls.empty());
+    return c;
+}
+
+bool starts_with(const std::string& s, const std::string& prefix) {
+    return s.rfind(prefix, 0) == 0;
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+    return s.size() >= suffix.size() &&
+           s.compare(s.size() - suffix.size(), std::string::npos, suffix) == 0;
+}
 
 }  // namespace
 
@@ -510,4 +575,114 @@ TEST_CASE("Node: every transition runs the hook with the same words") {
         CHECK(c.hooks[i].reason == c.transitions[i].reason);
     }
     CHECK(c.node("web-1").status().instances[0].transitions == 2);
+}
+
+TEST_CASE("Node: a master re-reads the holder when a peer silent through a partition is heard") {
+    // The heal: web-2 took over and claimed the IP behind a partition, then heard
+    // web-1 and stepped down before web-1 heard any of its MASTER adverts. web-1 sees only a
+    // BACKUP presence notice, as before the partition, after a long silence.
+    Cluster c = settled_pair();
+    c.blocked = {{"web-1", "web-2"}, {"web-2", "web-1"}};
+    c.run_until(c.now + 6s);
+    REQUIRE(c.role("web-2") == Role::Master);
+    CHECK(c.calls_of("web-1").empty());
+    CHECK(c.notices.empty());
+    c.blocked.erase({"web-1", "web-2"});  // web-2 hears web-1 first ...
+    c.run_until(c.now + 2s);
+    REQUIRE(c.role("web-2") == Role::Backup);
+    CHECK(c.calls_of("web-1").empty());
+    c.blocked.clear();  // ... and web-1 hears web-2's next presence notice
+    c.run_until(c.now + 6s);
+    const auto calls = c.calls_of("web-1");
+    REQUIRE(calls.size() == 1);
+    CHECK(calls[0].op == ProviderOp::ReadHolder);
+    REQUIRE(c.notices.size() == 1);
+    CHECK(c.notices[0].instance == "web");
+    CHECK_MESSAGE(starts_with(c.notices[0].text, "web-2 heard again after "), c.notices[0].text);
+    CHECK_MESSAGE(ends_with(c.notices[0].text, " of silence: re-reading the holder"),
+                  c.notices[0].text);
+    // The existing partition rule reclaims from a backup heard just now.
+    c.clear_calls();
+    c.reply_holder("web-1", calls[0], "2002");
+    const auto next = c.calls_of("web-1");
+    REQUIRE(next.size() == 1);
+    CHECK(next[0].op == ProviderOp::Assign);
+    CHECK(starts_with(c.node("web-1").status().instances[0].provider.note,
+                      "IP moved to web-2 (a backup now, heard "));
+}
+
+TEST_CASE("Node: a master re-reads the holder when a peer is newly heard as MASTER") {
+    Cluster c = settled_pair();
+    c.blocked = {{"web-1", "web-2"}};  // web-2 stops hearing web-1; web-1 still hears web-2
+    c.run_until(c.now + 5s);
+    REQUIRE(c.role("web-2") == Role::Master);
+    REQUIRE(c.role("web-1") == Role::Master);
+    const auto calls = c.calls_of("web-1");
+    REQUIRE(calls.size() == 1);
+    CHECK(calls[0].op == ProviderOp::ReadHolder);
+    REQUIRE(c.notices.size() == 1);
+    CHECK(c.notices[0].text == "web-2 heard as MASTER (priority 100): re-reading the holder");
+    // Its next adverts are no news: no more notices or reads while the first is unanswered.
+    c.run_until(c.now + 5s);
+    CHECK(c.notices.size() == 1);
+    CHECK(c.calls_of("web-1").size() == 1);
+}
+
+TEST_CASE("Node: a master re-reads again when that peer steps down from MASTER") {
+    // The other ordering: web-1 hears web-2 as MASTER and reads at once, but web-2's assign
+    // reaches the provider after that read. When web-2 steps down, web-1 reads once more (a
+    // second after the first read at the earliest) instead of at the reconcile interval.
+    Cluster c = settled_pair();
+    c.blocked = {{"web-1", "web-2"}};
+    c.run_until(c.now + 5s);
+    REQUIRE(c.role("web-2") == Role::Master);
+    const auto first = c.calls_of("web-1");
+    REQUIRE(first.size() == 1);
+    c.clear_calls();
+    c.reply_holder("web-1", first[0], "1001");  // before web-2's assign landed
+    CHECK(c.calls.empty());
+    c.blocked.clear();
+    c.run_until(c.now + 2s);
+    REQUIRE(c.role("web-2") == Role::Backup);
+    REQUIRE(c.notices.size() == 2);
+    CHECK(c.notices[1].text ==
+          "web-2 stepped down from MASTER (now backup): re-reading the holder");
+    const auto second = c.calls_of("web-1");
+    REQUIRE(second.size() == 1);
+    CHECK(second[0].op == ProviderOp::ReadHolder);
+}
+
+TEST_CASE("Node: a master whose adverts could not be sent re-reads when they go out again") {
+    Cluster c = settled_pair();
+    auto sent = [&](std::size_t failed) {
+        c.handle("web-1", AdvertSendResult{"web", 1, failed});
+        c.now += 1s;
+    };
+    // Two failed sends in a row: no backup can have taken over (it needs three missed).
+    sent(1);
+    sent(1);
+    sent(0);
+    CHECK(c.calls.empty());
+    CHECK(c.notices.empty());
+    for (int i = 0; i < 4; ++i) {
+        sent(1);
+    }
+    CHECK(c.calls.empty());  // nothing to do while the network is out
+    sent(0);
+    const auto calls = c.calls_of("web-1");
+    REQUIRE(calls.size() == 1);
+    CHECK(calls[0].op == ProviderOp::ReadHolder);
+    REQUIRE(c.notices.size() == 1);
+    CHECK(c.notices[0].text ==
+          "adverts could not be sent to every peer for 4.00 s (4 in a row), now sent again: "
+          "re-reading the holder");
+    // The same on a backup: it holds no IP and reads nothing.
+    c.clear_calls();
+    for (int i = 0; i < 4; ++i) {
+        c.handle("web-2", AdvertSendResult{"web", 1, 1});
+    }
+    c.handle("web-2", AdvertSendResult{"web", 1, 0});
+    c.handle("web-2", AdvertSendResult{"nope", 1, 0});
+    CHECK(c.calls.empty());
+    CHECK(c.notices.size() == 1);
 }

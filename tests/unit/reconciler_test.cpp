@@ -685,6 +685,81 @@ TEST_CASE("Reconciler: a yielding master re-checks soon when asked, at most once
     CHECK_FALSE(h.r.next_deadline().has_value());
 }
 
+TEST_CASE("Reconciler: a heal re-reads at once, and within the rate limit is postponed, not lost") {
+    Harness h;
+    h.settle();
+    const Instant routine = *h.r.next_deadline();
+    CHECK(routine - h.now >= 27s);
+    CHECK(h.r.recheck_after_heal("web-1 heard again after 3.40 s of silence", h.now) ==
+          "web-1 heard again after 3.40 s of silence: re-reading the holder");
+    CHECK(h.r.next_deadline() == h.now);
+    h.advance();
+    h.reply(h.expect(ProviderOp::ReadHolder), ok_holder(kMe));
+    // Half a second later a second trigger: recheck_soon drops it, a heal postpones it to the
+    // end of the one-second gap.
+    h.now += 500ms;
+    h.r.recheck_soon(h.now);
+    CHECK(*h.r.next_deadline() - h.now >= 27s);
+    h.r.recheck_after_heal("web-1 heard as MASTER (priority 150)", h.now);
+    CHECK(h.r.next_deadline() == h.now + 500ms);
+    CHECK(h.advance() == 500ms);
+    h.expect(ProviderOp::ReadHolder);
+}
+
+TEST_CASE("Reconciler: a heal noticed while a read is on its way reads once more") {
+    // The read left before the heal; its answer ("this node") may predate the other master's
+    // assign. Settling on it would leave the IP wherever that assign puts it for 30 s.
+    Harness h;
+    h.settle();
+    h.advance();  // the periodic read goes out
+    const CallProvider before_heal = h.expect(ProviderOp::ReadHolder);
+    h.now += 200ms;
+    CHECK(h.r.recheck_after_heal("web-1 heard as MASTER (priority 50)", h.now) ==
+          "web-1 heard as MASTER (priority 50): re-reading the holder");
+    h.now += 100ms;
+    h.reply(before_heal, ok_holder(kMe));
+    const CallProvider after_heal = h.expect(ProviderOp::ReadHolder);  // at once, not in 30 s
+    // The other master's assign landed; it has stepped down and was heard just now.
+    h.learn(peer_advert("web-1", "2002", 50, SenderState::Backup));
+    h.reply(after_heal, ok_holder("2002"));
+    h.expect(ProviderOp::Assign);
+    CHECK(h.r.status().note == "IP moved to web-1 (a backup now, heard 0 ms ago): reclaiming");
+
+    // Only one extra read per heal: a read that went out after it settles as usual.
+    Harness g;
+    g.settle();
+    g.advance();
+    const CallProvider first = g.expect(ProviderOp::ReadHolder);
+    g.r.recheck_after_heal("web-1 heard as MASTER (priority 50)", g.now);
+    g.reply(first, ok_holder(kMe));
+    g.reply(g.expect(ProviderOp::ReadHolder), ok_holder(kMe));
+    CHECK(*g.r.next_deadline() - g.now >= 27s);
+}
+
+TEST_CASE("Reconciler: a heal leaves a claim in progress and a backoff wait to finish") {
+    Harness h;
+    h.start();
+    h.reply(h.expect(ProviderOp::ReadHolder), ok_holder("2002"));
+    h.expect(ProviderOp::Assign);  // in flight
+    CHECK(h.r.recheck_after_heal("web-1 heard as MASTER (priority 50)", h.now).empty());
+    CHECK(h.r.take_calls().empty());
+
+    Harness w;
+    w.settle();
+    w.advance();
+    w.reply(w.expect(ProviderOp::ReadHolder), failed(ProviderOutcome::RateLimited, 429, {}, 5s));
+    REQUIRE(w.r.status().phase == ReconcilePhase::Waiting);
+    const Instant retry = *w.r.next_deadline();
+    CHECK(retry - w.now >= 5s);
+    CHECK(w.r.recheck_after_heal("web-1 heard again after 9.00 s of silence", w.now) ==
+          "web-1 heard again after 9.00 s of silence: re-reading the holder when the wait ends");
+    CHECK(w.r.next_deadline() == retry);  // the provider's retry-after stands
+
+    Reconciler idle{config()};
+    CHECK(idle.recheck_after_heal("web-1 heard as MASTER (priority 50)", t0).empty());
+    CHECK_FALSE(idle.next_deadline().has_value());
+}
+
 TEST_CASE("Reconciler: 429 storms across many instances stay within the call budget") {
     // 40 instances, all masters, every call answered 429 with a 1 s Retry-After, for 2 hours,
     // with a backoff capped at 1 s: they want 40 calls a second, the budget must say no.
