@@ -60,6 +60,12 @@ std::uint64_t get_u64(std::span<const std::uint8_t> b, std::size_t at) {
     return v;
 }
 
+// Names and ids are printable ASCII without spaces (the config allows less): a peer's bytes
+// reach logs and status, so nothing else is accepted.
+bool printable(std::string_view s) {
+    return std::all_of(s.begin(), s.end(), [](char c) { return c > 0x20 && c < 0x7f; });
+}
+
 }  // namespace
 
 std::string_view to_string(DropReason r) {
@@ -217,7 +223,12 @@ std::variant<Advert, DropReason> decode_advert(std::span<const std::uint8_t> byt
     a.echoes = std::move(echoes);
     const bool echo_unnamed = std::any_of(a.echoes.begin(), a.echoes.end(),
                                           [](const EpochEcho& e) { return e.node.empty(); });
-    if (a.sender.empty() || a.instance_name.empty() || echo_unnamed ||
+    const bool unprintable = !printable(a.sender) || !printable(a.sender_provider_id) ||
+                             !printable(a.instance_name) ||
+                             !printable(a.handover_target.value_or(std::string{})) ||
+                             std::any_of(a.echoes.begin(), a.echoes.end(),
+                                         [](const EpochEcho& e) { return !printable(e.node); });
+    if (a.sender.empty() || a.instance_name.empty() || echo_unnamed || unprintable ||
         a.instance_id != instance_id_of(a.instance_name) ||
         a.advert_interval < kAdvertIntervalMin || a.advert_interval > kAdvertIntervalMax ||
         (a.handover_target && (a.priority != 0 || a.state != SenderState::Master)) ||

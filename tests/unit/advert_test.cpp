@@ -254,6 +254,15 @@ TEST_CASE("Advert: BadField for authenticated but out-of-range fields") {
         body.push_back(0x11);
     }
     CHECK(drop_of(decode_advert(signed_body(body), kKey)) == DropReason::BadField);
+    // Names reach logs and status: control characters and spaces are refused.
+    for (const char bad : {'\x1b', ' ', '\x7f'}) {
+        body = body_of(kGoldenMaster);
+        body[51] = static_cast<std::uint8_t>(bad);  // in the instance name
+        CHECK(drop_of(decode_advert(signed_body(body), kKey)) == DropReason::BadField);
+        body = body_of(kGoldenMaster);
+        body[34] = static_cast<std::uint8_t>(bad);  // in the sender's name
+        CHECK(drop_of(decode_advert(signed_body(body), kKey)) == DropReason::BadField);
+    }
 }
 
 TEST_CASE("Advert: echoes round-trip and say for which boot an advert is fresh") {
