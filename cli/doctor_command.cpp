@@ -658,6 +658,7 @@ class Doctor {
                     : "start failoverd, then run doctor again");
             return;
         }
+        check_instance_names(status);
         const json peers = status.value("peers", json::array());
         if (!peers.is_array() || peers.empty()) {
             add("peers", Verdict::Skip, "the daemon knows no peer yet",
@@ -700,6 +701,33 @@ class Doctor {
                     "check that failoverd runs there and that the network between the nodes "
                     "is up");
             }
+        }
+    }
+
+    // Adverts for an instance this node does not have: the names differ, so each side drops
+    // the other's adverts and both become MASTER.
+    void check_instance_names(const json& status) {
+        const json adverts = status.value("adverts", json::object());
+        const json foreign =
+            adverts.is_object() ? adverts.value("unknown_instances", json::array()) : json::array();
+        if (!foreign.is_array() || foreign.empty()) {
+            return;
+        }
+        std::string mine;
+        for (const InstanceConfig& i : config_.instances) {
+            mine += (mine.empty() ? "'" : ", '") + i.name + "'";
+        }
+        for (const json& f : foreign) {
+            const std::string peer = f.value("peer", "?");
+            const std::string instance = f.value("instance", "?");
+            add("instance names", Verdict::Fail,
+                peer + " advertises instance '" + instance + "' (" +
+                    std::to_string(f.value("adverts", std::uint64_t{0})) +
+                    " adverts), not configured here; this node has " +
+                    (mine.empty() ? std::string("no instance") : mine),
+                "instance names are the group identity (keepalived's virtual_router_id) and must "
+                "match on every node: use the same [instance.NAME] on " +
+                    peer + " and on this node");
         }
     }
 

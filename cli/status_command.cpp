@@ -252,8 +252,12 @@ void print_status(const json& s, std::ostream& out) {
         const json& a = i.contains("adverts") ? i["adverts"] : empty;
         const json& h = i.contains("hooks") ? i["hooks"] : empty;
         out << "  adverts sent " << number(a, "sent") << ", received " << number(a, "received")
-            << ", ignored " << number(a, "ignored") << "; hooks run " << number(h, "runs")
-            << ", failed " << number(h, "failures") << ", timed out " << number(h, "timeouts");
+            << ", ignored " << number(a, "ignored");
+        if (number(a, "not_fresh") != 0) {
+            out << ", not fresh " << number(a, "not_fresh");
+        }
+        out << "; hooks run " << number(h, "runs") << ", failed " << number(h, "failures")
+            << ", timed out " << number(h, "timeouts");
         if (number(h, "dropped") != 0) {
             out << ", dropped " << number(h, "dropped");
         }
@@ -264,7 +268,7 @@ void print_status(const json& s, std::ostream& out) {
     }
     const json& a = s.contains("adverts") ? s["adverts"] : empty;
     out << "\nadverts: sent " << number(a, "sent") << ", received " << number(a, "received")
-        << ", dropped " << number(a, "dropped_total");
+        << ", not fresh " << number(a, "not_fresh") << ", dropped " << number(a, "dropped_total");
     if (a.contains("dropped") && a["dropped"].is_object()) {
         std::string reasons;
         for (const auto& [reason, count] : a["dropped"].items()) {
@@ -278,6 +282,15 @@ void print_status(const json& s, std::ostream& out) {
         }
     }
     out << "\n";
+    std::string mine;
+    for (const json& i : s.value("instances", json::array())) {
+        mine += (mine.empty() ? "" : ", ") + text(i, "name");
+    }
+    for (const json& f : a.value("unknown_instances", json::array())) {
+        out << "  " << text(f, "peer") << " advertises instance '" << text(f, "instance")
+            << "', not configured here (this node: " << (mine.empty() ? "none" : mine)
+            << "): " << number(f, "adverts") << " adverts dropped\n";
+    }
     const json& tr = s.contains("transport") ? s["transport"] : empty;
     out << "transport: listening on " << text(tr, "listen") << ", send errors "
         << number(tr, "send_errors") << ", receive errors " << number(tr, "receive_errors")

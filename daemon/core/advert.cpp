@@ -60,6 +60,12 @@ std::uint64_t get_u64(std::span<const std::uint8_t> b, std::size_t at) {
     return v;
 }
 
+// Names and ids are printable ASCII without spaces (the config allows less): a peer's bytes
+// reach logs and status, so nothing else is accepted.
+bool printable(std::string_view s) {
+    return std::all_of(s.begin(), s.end(), [](char c) { return c > 0x20 && c < 0x7f; });
+}
+
 }  // namespace
 
 std::string_view to_string(DropReason r) {
@@ -101,7 +107,15 @@ std::uint32_t instance_id_of(std::string_view instance_name) {
     return hash;
 }
 
+bool Advert::fresh_for(std::string_view node, std::uint64_t epoch) const {
+    return std::any_of(echoes.begin(), echoes.end(),
+                       [&](const EpochEcho& e) { return e.boot_epoch == epoch && e.node == node; });
+}
+
 std::vector<std::uint8_t> encode_advert(const Advert& advert, std::span<const std::uint8_t> key) {
+    FAILOVERD_ASSERT(!advert.instance_name.empty() &&
+                     advert.instance_id == instance_id_of(advert.instance_name));
+    FAILOVERD_ASSERT(advert.echoes.size() <= kAdvertEchoMax);
     std::vector<std::uint8_t> out;
     out.reserve(kAdvertMaxSize);
     out.insert(out.end(), kAdvertMagic.begin(), kAdvertMagic.end());
@@ -116,6 +130,13 @@ std::vector<std::uint8_t> encode_advert(const Advert& advert, std::span<const st
     put_string(out, advert.sender);
     put_string(out, advert.sender_provider_id);
     put_string(out, advert.handover_target.value_or(std::string{}));
+    put_string(out, advert.instance_name);
+    out.push_back(static_cast<std::uint8_t>(advert.echoes.size()));
+    for (const EpochEcho& echo : advert.echoes) {
+        FAILOVERD_ASSERT(!echo.node.empty());
+        put_string(out, echo.node);
+        put_u64(out, echo.boot_epoch);
+    }
     const Mac mac = compute_mac(out, key);
     out.insert(out.end(), mac.begin(), mac.end());
     return out;
@@ -135,20 +156,41 @@ std::variant<Advert, DropReason> decode_advert(std::span<const std::uint8_t> byt
     if (bytes[4] != kAdvertVersion) {
         return DropReason::BadVersion;
     }
-    // Walk the three length-prefixed strings; all must fit exactly before the MAC.
+    // Walk the length-prefixed strings and the echoes; all must fit exactly before the MAC.
     const std::size_t body_end = bytes.size() - kAdvertMacSize;
     std::size_t at = kAdvertHeaderSize;
-    std::array<std::string, 3> strings;
-    for (auto& s : strings) {
+    auto take_string = [&](std::string& s) {
         if (at >= body_end) {
-            return DropReason::BadLength;
+            return false;
         }
         const std::size_t len = bytes[at++];
         if (len > kAdvertNameMax || len > body_end - at) {
-            return DropReason::BadLength;
+            return false;
         }
         s.assign(reinterpret_cast<const char*>(bytes.data() + at), len);
         at += len;
+        return true;
+    };
+    std::array<std::string, 4> strings;
+    for (auto& s : strings) {
+        if (!take_string(s)) {
+            return DropReason::BadLength;
+        }
+    }
+    if (at >= body_end) {
+        return DropReason::BadLength;
+    }
+    const std::size_t echo_count = bytes[at++];
+    if (echo_count > kAdvertEchoMax) {
+        return DropReason::BadLength;
+    }
+    std::vector<EpochEcho> echoes(echo_count);
+    for (EpochEcho& echo : echoes) {
+        if (!take_string(echo.node) || body_end - at < 8) {
+            return DropReason::BadLength;
+        }
+        echo.boot_epoch = get_u64(bytes, at);
+        at += 8;
     }
     if (at != body_end) {
         return DropReason::BadLength;
@@ -177,8 +219,18 @@ std::variant<Advert, DropReason> decode_advert(std::span<const std::uint8_t> byt
         a.handover_target = std::move(strings[2]);
     }
     a.successor = (flags & kAdvertFlagSuccessor) != 0;
-    if (a.sender.empty() || a.advert_interval < kAdvertIntervalMin ||
-        a.advert_interval > kAdvertIntervalMax ||
+    a.instance_name = std::move(strings[3]);
+    a.echoes = std::move(echoes);
+    const bool echo_unnamed = std::any_of(a.echoes.begin(), a.echoes.end(),
+                                          [](const EpochEcho& e) { return e.node.empty(); });
+    const bool unprintable = !printable(a.sender) || !printable(a.sender_provider_id) ||
+                             !printable(a.instance_name) ||
+                             !printable(a.handover_target.value_or(std::string{})) ||
+                             std::any_of(a.echoes.begin(), a.echoes.end(),
+                                         [](const EpochEcho& e) { return !printable(e.node); });
+    if (a.sender.empty() || a.instance_name.empty() || echo_unnamed || unprintable ||
+        a.instance_id != instance_id_of(a.instance_name) ||
+        a.advert_interval < kAdvertIntervalMin || a.advert_interval > kAdvertIntervalMax ||
         (a.handover_target && (a.priority != 0 || a.state != SenderState::Master)) ||
         (a.successor && !a.handover_target)) {
         return DropReason::BadField;
@@ -193,12 +245,14 @@ AdvertVerifier::AdvertVerifier(std::vector<std::uint8_t> key, std::string self_n
       known_instances_(std::move(known_instances)) {}
 
 std::variant<Advert, DropReason> AdvertVerifier::verify(std::span<const std::uint8_t> bytes) {
+    last_unknown_.reset();
     auto decoded = decode_advert(bytes, key_);
     if (std::holds_alternative<DropReason>(decoded)) {
         return decoded;
     }
     const Advert& a = std::get<Advert>(decoded);
     if (!known_instances_.contains(a.instance_id)) {
+        last_unknown_.emplace(a.sender, a.instance_name);
         return DropReason::UnknownInstance;
     }
     if (a.sender == self_name_) {

@@ -18,7 +18,7 @@
 
 namespace failoverd {
 
-// Wire layout, version 1 (integers big-endian):
+// Wire layout, version 2 (integers big-endian):
 //   0  4  magic "FOVD"
 //   4  1  version (1)
 //   5  1  sender state (SenderState)
@@ -31,15 +31,25 @@ namespace failoverd {
 //  32  1+n  sender node name (1..63 bytes)
 //   .  1+m  sender provider identity (0..63 bytes; droplet id, may be empty)
 //   .  1+t  hand-over target node name (0..63 bytes; 0 = none)
+//   .  1+i  instance name (1..63 bytes; its FNV-1a must equal the instance id)
+//   .  1    echo count (0..15), then per echo:
+//        1+e  a peer's node name (1..63 bytes)
+//        8    the boot epoch the sender last heard from that peer
 //   . 32    HMAC-SHA256 over every byte before it
+// Version 1 (no instance name, no echoes) is dropped as BadVersion: every node of a cluster
+// must run the same wire version (docs/election.md, "Freshness").
 inline constexpr std::array<std::uint8_t, 4> kAdvertMagic = {'F', 'O', 'V', 'D'};
-inline constexpr std::uint8_t kAdvertVersion = 1;
+inline constexpr std::uint8_t kAdvertVersion = 2;
 inline constexpr std::size_t kAdvertHeaderSize = 32;
 inline constexpr std::size_t kAdvertMacSize = 32;
 inline constexpr std::size_t kAdvertNameMax = 63;
-inline constexpr std::size_t kAdvertMinSize = kAdvertHeaderSize + 3 + kAdvertMacSize;
-inline constexpr std::size_t kAdvertMaxSize =
-    kAdvertHeaderSize + 3 + 3 * kAdvertNameMax + kAdvertMacSize;
+// Echoes per advert: a cluster of up to 16 nodes echoes every peer. 15 full-size echoes keep the
+// largest advert (1 401 bytes) inside one 1 500-byte Ethernet frame with IPv6 and UDP headers.
+inline constexpr std::size_t kAdvertEchoMax = 15;
+inline constexpr std::size_t kAdvertEchoMaxSize = 1 + kAdvertNameMax + 8;
+inline constexpr std::size_t kAdvertMinSize = kAdvertHeaderSize + 4 + 1 + kAdvertMacSize;
+inline constexpr std::size_t kAdvertMaxSize = kAdvertHeaderSize + 4 + 4 * kAdvertNameMax + 1 +
+                                              kAdvertEchoMax * kAdvertEchoMaxSize + kAdvertMacSize;
 // Interval bounds a decoder accepts (RFC 5798 allows 10 ms .. 40.95 s; we allow a bit more).
 inline constexpr std::chrono::milliseconds kAdvertIntervalMin{10};
 inline constexpr std::chrono::milliseconds kAdvertIntervalMax{3'600'000};
@@ -64,8 +74,17 @@ constexpr std::string_view to_string(SenderState s) {
     return "?";
 }
 
+// "I last heard `node` in boot `boot_epoch`": what makes an advert fresh for that node.
+struct EpochEcho {
+    std::string node;
+    std::uint64_t boot_epoch = 0;
+
+    bool operator==(const EpochEcho&) const = default;
+};
+
 struct Advert {
-    std::uint32_t instance_id = 0;
+    std::uint32_t instance_id = 0;  // instance_id_of(instance_name)
+    std::string instance_name;      // 1..63 bytes
     SenderState state = SenderState::Master;
     std::string sender;              // node name, 1..63 bytes
     std::string sender_provider_id;  // droplet id, 0..63 bytes
@@ -74,7 +93,12 @@ struct Advert {
     std::uint64_t boot_epoch = 0;
     std::uint64_t sequence = 0;
     std::optional<std::string> handover_target;  // hand-over to this node (priority 0 only)
-    bool successor = false;  // handover_target was picked by a resigning master (flag bit 0)
+    bool successor = false;         // handover_target was picked by a resigning master (flag bit 0)
+    std::vector<EpochEcho> echoes;  // 0..kAdvertEchoMax peers the sender has heard
+
+    // Whether this advert echoes `node`'s current boot: only a sender that heard that boot can
+    // have signed it, so it cannot be a capture from before that boot (docs/election.md).
+    bool fresh_for(std::string_view node, std::uint64_t boot_epoch) const;
 
     bool operator==(const Advert&) const = default;
 };
@@ -88,7 +112,7 @@ enum class DropReason {
     BadLength,        // the length fields do not add up to the datagram size
     BadMac,           // wrong key or tampered
     BadField,         // authenticated but a field is out of range (interval, name, state)
-    UnknownInstance,  // instance id not configured here (names must match across nodes)
+    UnknownInstance,  // instance name not configured here (names must match across nodes)
     Replay,           // sequence not newer than the last accepted from that sender epoch
     StaleEpoch,       // boot epoch older than one already seen from that sender
     FromSelf,         // our own node name: a loop or a peer configured with our name
@@ -101,7 +125,8 @@ std::string_view to_string(DropReason r);
 // 32-bit FNV-1a: the instance id on the wire. Instance names must match across nodes.
 std::uint32_t instance_id_of(std::string_view instance_name);
 
-// Serialises and signs. Names longer than 63 bytes are a programming error (config limits them).
+// Serialises and signs. Names longer than 63 bytes, more than kAdvertEchoMax echoes or an
+// instance id that is not the name's hash are programming errors (config limits them).
 std::vector<std::uint8_t> encode_advert(const Advert& advert, std::span<const std::uint8_t> key);
 
 // Stateless parse + MAC check (no replay, instance or self checks).
@@ -132,6 +157,11 @@ class AdvertVerifier {
 
     std::size_t senders_tracked() const { return last_accepted_.size(); }
 
+    // After verify() returned UnknownInstance: who sent it and for which instance name.
+    const std::optional<std::pair<std::string, std::string>>& last_unknown() const {
+        return last_unknown_;
+    }
+
   private:
     struct Seen {
         std::uint64_t boot_epoch = 0;
@@ -143,6 +173,7 @@ class AdvertVerifier {
     std::string self_name_;
     std::set<std::uint32_t> known_instances_;
     std::map<std::pair<std::string, std::uint32_t>, Seen> last_accepted_;
+    std::optional<std::pair<std::string, std::string>> last_unknown_;
 };
 
 }  // namespace failoverd

@@ -232,6 +232,17 @@ void Election::master_on_advert(const ReceivedAdvert& advert, Instant now) {
     heard_any_ = true;
 }
 
+void Election::announce(Instant now) {
+    if (stopped_) {
+        return;
+    }
+    if (role_ == Role::Master) {
+        send_advert(effective_priority());
+    } else if (role_ == Role::Backup || role_ == Role::Fault) {
+        send_presence(now);
+    }
+}
+
 void Election::on_deadline(Instant now) {
     if (stopped_) {
         return;

@@ -103,6 +103,11 @@ class Election {
     // emit RoleChange and AdvertToSend (a master answers a priority-0 advert at once).
     void on_advert(const ReceivedAdvert& advert, Instant now);
 
+    // A new boot of a peer was heard: say where we stand at once (a Master advert at the
+    // current priority, or a presence notice), so our next advert that peer reads echoes its
+    // boot and counts as fresh there. Timers keep their cadence. May emit AdvertToSend.
+    void announce(Instant now);
+
     // Call when now >= next_deadline(); spurious calls do nothing. May emit RoleChange and
     // AdvertToSend.
     void on_deadline(Instant now);

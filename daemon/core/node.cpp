@@ -371,6 +371,9 @@ void Node::on_advert(const AdvertReceived& in, Instant now) {
     auto verified = verifier_.verify(in.bytes);
     if (const DropReason* drop = std::get_if<DropReason>(&verified)) {
         ++status_.drops[static_cast<std::size_t>(*drop)];
+        if (const auto& unknown = verifier_.last_unknown()) {
+            count_foreign(unknown->first, unknown->second);
+        }
         return;
     }
     const Advert& advert = std::get<Advert>(verified);
@@ -383,30 +386,94 @@ void Node::on_advert(const AdvertReceived& in, Instant now) {
     }
     FAILOVERD_ASSERT(inst != nullptr);  // the verifier knows only our instance ids
     ++inst->adverts_received;
-    const std::string healed = heal_reason(inst->peers.find(advert.sender), advert, now);
-    const bool peer_changed = inst->peers.update(advert, in.from, now);
-    if (advert.state == SenderState::Master) {
-        inst->election.on_advert(
-            ReceivedAdvert{advert.sender, advert.priority,
-                           std::chrono::duration_cast<Duration>(advert.advert_interval),
-                           advert.handover_target, advert.successor},
-            now);
+    // Learnt from any authentic advert, fresh or not, so that our adverts echo the sender's
+    // boot and become fresh for it.
+    const bool new_boot = learn_epoch(advert.sender, advert.boot_epoch, now);
+    if (!advert.fresh_for(spec_.node_name, spec_.boot_epoch)) {
+        // The sender has not heard this boot of ours: a capture replayed from before it, or a
+        // live peer that has not heard us yet (it will, from our announce below or our next
+        // advert). Either way it must not hold us in Backup, make us yield or name a peer alive.
+        ++inst->adverts_not_fresh;
+        ++status_.adverts_not_fresh;
+    } else {
+        const std::string healed = heal_reason(inst->peers.find(advert.sender), advert, now);
+        const bool peer_changed = inst->peers.update(advert, in.from, now);
+        if (advert.state == SenderState::Master) {
+            inst->election.on_advert(
+                ReceivedAdvert{advert.sender, advert.priority,
+                               std::chrono::duration_cast<Duration>(advert.advert_interval),
+                               advert.handover_target, advert.successor},
+                now);
+        }
+        // A peer that became master, resigned or changed priority may change who should hold
+        // the IP, and a presence notice from the node we leave the IP with shows whether it
+        // still contends for it: a master re-reads the holder now instead of at the reconcile
+        // interval. A peer heard again after a silence, or newly as master, may have claimed
+        // the IP while the two could not hear each other (and may have stepped down since):
+        // that re-read must not be skipped.
+        if (inst->election.role() == Role::Master) {
+            if (!healed.empty()) {
+                recheck_after_heal(*inst, healed, now);
+            } else if (peer_changed || (advert.state != SenderState::Master &&
+                                        inst->reconciler.yielding_to(advert.sender_provider_id))) {
+                inst->reconciler.recheck_soon(now);
+            }
+        }
+        drain(*inst, now);
     }
-    // A peer that became master, resigned or changed priority may change who should hold the
-    // IP, and a presence notice from the node we leave the IP with shows whether it still
-    // contends for it: a master re-reads the holder now instead of at the reconcile interval.
-    // A peer heard again after a silence, or newly as master, may have claimed the IP while
-    // the two could not hear each other (and may have stepped down since): that re-read must
-    // not be skipped.
-    if (inst->election.role() == Role::Master) {
-        if (!healed.empty()) {
-            recheck_after_heal(*inst, healed, now);
-        } else if (peer_changed || (advert.state != SenderState::Master &&
-                                    inst->reconciler.yielding_to(advert.sender_provider_id))) {
-            inst->reconciler.recheck_soon(now);
+    if (new_boot) {
+        for (auto& each : instances_) {
+            each.election.announce(now);
+            drain(each, now);
         }
     }
-    drain(*inst, now);
+}
+
+bool Node::learn_epoch(const std::string& sender, std::uint64_t boot_epoch, Instant now) {
+    auto it = peer_epochs_.find(sender);
+    if (it == peer_epochs_.end()) {
+        if (peer_epochs_.size() >= kMaxPeerEpochs) {
+            return false;
+        }
+        peer_epochs_.emplace(sender, PeerEpoch{boot_epoch, now});
+        return true;
+    }
+    if (boot_epoch < it->second.boot_epoch) {
+        return false;  // an older boot's advert for another instance: nothing to learn
+    }
+    const bool newer = boot_epoch > it->second.boot_epoch;
+    it->second = PeerEpoch{boot_epoch, now};
+    return newer;
+}
+
+std::vector<EpochEcho> Node::echoes() const {
+    std::vector<std::pair<Instant, const std::string*>> heard;
+    heard.reserve(peer_epochs_.size());
+    for (const auto& [name, peer] : peer_epochs_) {
+        heard.emplace_back(peer.heard, &name);
+    }
+    const std::size_t n = std::min(heard.size(), kAdvertEchoMax);
+    std::partial_sort(heard.begin(), heard.begin() + static_cast<std::ptrdiff_t>(n), heard.end(),
+                      [](const auto& a, const auto& b) {
+                          return a.first != b.first ? a.first > b.first : *a.second < *b.second;
+                      });
+    std::vector<EpochEcho> out;
+    out.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        out.push_back(
+            EpochEcho{*heard[i].second, peer_epochs_.find(*heard[i].second)->second.boot_epoch});
+    }
+    return out;
+}
+
+void Node::count_foreign(const std::string& peer, const std::string& instance) {
+    auto key = std::make_pair(peer, instance);
+    auto it = foreign_instances_.find(key);
+    if (it != foreign_instances_.end()) {
+        ++it->second;
+    } else if (foreign_instances_.size() < kMaxForeignInstances) {
+        foreign_instances_.emplace(std::move(key), 1);
+    }
 }
 
 void Node::on_probe(const ProbeCompleted& in, Instant now) {
@@ -535,6 +602,8 @@ void Node::drain(InstanceState& inst, Instant now) {
             if (auto* out = std::get_if<AdvertToSend>(&event)) {
                 Advert advert;
                 advert.instance_id = inst.wire_id;
+                advert.instance_name = inst.spec.name;
+                advert.echoes = echoes();
                 advert.state = out->state;
                 advert.sender = spec_.node_name;
                 advert.sender_provider_id = spec_.provider_id;
@@ -628,6 +697,7 @@ void Node::refresh_status() const {
         s.adverts_sent = inst.adverts_sent;
         s.adverts_received = inst.adverts_received;
         s.adverts_ignored = e.adverts_ignored();
+        s.adverts_not_fresh = inst.adverts_not_fresh;
         s.provider_enabled = spec_.provider_enabled;
         s.provider = inst.reconciler.status();
         status_.provider_calls += s.provider.calls;
@@ -636,6 +706,10 @@ void Node::refresh_status() const {
         stale += s.provider.stale_replies;
     }
     status_.provider_stale_replies = stale + stale_unrouted_;
+    status_.foreign_instances.clear();
+    for (const auto& [key, count] : foreign_instances_) {
+        status_.foreign_instances.push_back(ForeignInstance{key.first, key.second, count});
+    }
     status_stale_ = false;
 }
 

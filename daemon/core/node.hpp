@@ -122,6 +122,11 @@ class Node {
     // every datagram, and a full rebuild per advert costs O(instances).
     const std::array<std::uint64_t, kDropReasonCount>& drop_counts() const { return status_.drops; }
     std::uint64_t adverts_accepted() const { return status_.adverts_received; }
+    std::uint64_t adverts_not_fresh() const { return status_.adverts_not_fresh; }
+    // After an UnknownInstance drop: the sender and the instance name it advertised.
+    const std::optional<std::pair<std::string, std::string>>& last_unknown_instance() const {
+        return verifier_.last_unknown();
+    }
 
     const std::string& name() const { return spec_.node_name; }
     const NodeSpec& spec() const { return spec_; }
@@ -148,6 +153,7 @@ class Node {
         std::uint64_t transitions = 0;
         std::uint64_t adverts_sent = 0;
         std::uint64_t adverts_received = 0;
+        std::uint64_t adverts_not_fresh = 0;
         std::uint64_t sequence = 0;      // per instance: the replay window is per instance
         std::uint64_t failed_sends = 0;  // adverts in a row that did not reach every peer
         Instant sends_failing_since{};   // the first of them
@@ -170,6 +176,19 @@ class Node {
     InstanceState* find(std::string_view instance);
     const InstanceState* find(std::string_view instance) const;
     void refresh_status() const;
+    // Records the boot epoch heard from `sender`; true when it is a boot not heard before.
+    bool learn_epoch(const std::string& sender, std::uint64_t boot_epoch, Instant now);
+    // The peers' boots our adverts echo: the kAdvertEchoMax most recently heard.
+    std::vector<EpochEcho> echoes() const;
+    void count_foreign(const std::string& peer, const std::string& instance);
+
+    struct PeerEpoch {
+        std::uint64_t boot_epoch = 0;
+        Instant heard{};
+    };
+    // Bounds the epoch and foreign-instance tables; only key holders can add entries.
+    static constexpr std::size_t kMaxPeerEpochs = AdvertVerifier::kMaxSenders;
+    static constexpr std::size_t kMaxForeignInstances = 64;
 
     NodeSpec spec_;
     health::HealthTracker health_;
@@ -182,6 +201,9 @@ class Node {
     bool stopped_ = false;
     std::uint64_t stale_unrouted_ = 0;  // replies for an unknown instance or with no provider
     std::map<std::string, std::uint64_t> retired_sequences_;  // instances removed by a reload
+    std::map<std::string, PeerEpoch, std::less<>> peer_epochs_;
+    // (peer, instance name) -> adverts; past kMaxForeignInstances pairs only drops count them.
+    std::map<std::pair<std::string, std::string>, std::uint64_t> foreign_instances_;
     std::vector<Action> actions_;
     // The counters in status_ (drops, adverts, probes, hand-overs) are kept there directly; the
     // rest is rebuilt from the state by refresh_status() when status_stale_.

@@ -50,10 +50,18 @@ struct InstanceStatus {
     std::vector<CheckStatus> checks;
     std::vector<PeerInfo> peers;
     std::uint64_t adverts_sent = 0;
-    std::uint64_t adverts_received = 0;  // verified adverts for this instance
-    std::uint64_t adverts_ignored = 0;   // verified but not acted on by the election
+    std::uint64_t adverts_received = 0;   // verified adverts for this instance
+    std::uint64_t adverts_ignored = 0;    // verified but not acted on by the election
+    std::uint64_t adverts_not_fresh = 0;  // verified but not echoing this boot: not acted on
     bool provider_enabled = false;
     ReconcilerStatus provider;
+};
+
+// Adverts from a peer for an instance this node does not have (instance names differ).
+struct ForeignInstance {
+    std::string peer;      // the sender's node name
+    std::string instance;  // the instance name it advertises
+    std::uint64_t adverts = 0;
 };
 
 struct NodeStatus {
@@ -65,7 +73,9 @@ struct NodeStatus {
     std::vector<InstanceStatus> instances;
 
     std::uint64_t adverts_sent = 0;
-    std::uint64_t adverts_received = 0;  // verified
+    std::uint64_t adverts_received = 0;   // verified
+    std::uint64_t adverts_not_fresh = 0;  // verified, but the sender has not heard this boot
+    std::vector<ForeignInstance> foreign_instances;
     std::array<std::uint64_t, kDropReasonCount> drops{};
     std::uint64_t provider_calls = 0;
     std::uint64_t provider_failures = 0;

@@ -671,6 +671,7 @@ void Daemon::on_datagram(std::span<const std::uint8_t> bytes, std::size_t peer,
     const Instant now = loop_.now();
     const auto before = node_->drop_counts();
     const std::uint64_t accepted_before = node_->adverts_accepted();
+    const std::uint64_t not_fresh_before = node_->adverts_not_fresh();
     node_->handle(
         AdvertReceived{std::vector<std::uint8_t>(bytes.begin(), bytes.end()), from.to_string()},
         now);
@@ -682,10 +683,21 @@ void Daemon::on_datagram(std::span<const std::uint8_t> bytes, std::size_t peer,
             const auto reason = static_cast<DropReason>(i);
             verified = verified || verified_before_drop(reason);
             bad_mac = bad_mac || reason == DropReason::BadMac;
-            const std::string text(to_string(reason));
-            drop_log_.log(now, spdlog::level::warn, "drop:" + text,
+            std::string text(to_string(reason));
+            if (const auto& unknown = node_->last_unknown_instance();
+                reason == DropReason::UnknownInstance && unknown) {
+                text += ": " + unknown->first + " advertises instance '" + unknown->second +
+                        "', not configured here (instance names must match on every node)";
+            }
+            drop_log_.log(now, spdlog::level::warn, "drop:" + std::string(to_string(reason)),
                           "dropping advert from " + from.to_string() + ": " + text);
         }
+    }
+    if (node_->adverts_not_fresh() != not_fresh_before) {
+        drop_log_.log(now, spdlog::level::info, "not-fresh",
+                      "ignoring advert from " + from.to_string() +
+                          ": it does not echo this boot (a replay, or a peer that has not "
+                          "heard this node yet)");
     }
     if (peer < transport_->peers().size()) {
         PeerAuth& auth = peer_auth_[transport_->peers()[peer].address.to_string()];
@@ -1073,7 +1085,8 @@ nlohmann::json Daemon::status_json() const {
             ij["provider"] = i.provider_enabled ? provider_json(i, now) : json(nullptr);
             ij["adverts"] = {{"sent", i.adverts_sent},
                              {"received", i.adverts_received},
-                             {"ignored", i.adverts_ignored}};
+                             {"ignored", i.adverts_ignored},
+                             {"not_fresh", i.adverts_not_fresh}};
             const HookCounters h = hooks_->counters(i.name);
             ij["hooks"] = {{"runs", h.runs},
                            {"failures", h.failures},
@@ -1086,10 +1099,13 @@ nlohmann::json Daemon::status_json() const {
         for (std::size_t r = 0; r < kDropReasonCount; ++r) {
             drops[std::string(to_string(static_cast<DropReason>(r)))] = s.drops[r];
         }
-        out["adverts"] = {{"sent", s.adverts_sent},
-                          {"received", s.adverts_received},
-                          {"dropped", drops},
-                          {"dropped_total", s.drops_total()}};
+        json foreign = json::array();
+        for (const ForeignInstance& f : s.foreign_instances) {
+            foreign.push_back({{"peer", f.peer}, {"instance", f.instance}, {"adverts", f.adverts}});
+        }
+        out["adverts"] = {{"sent", s.adverts_sent},           {"received", s.adverts_received},
+                          {"not_fresh", s.adverts_not_fresh}, {"dropped", drops},
+                          {"dropped_total", s.drops_total()}, {"unknown_instances", foreign}};
     } else {
         out["maintenance"] = fs::exists(fs::path(config_.node.state_dir) / kMaintenanceFile);
     }

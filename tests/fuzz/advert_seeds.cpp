@@ -16,6 +16,8 @@ int main(int argc, char** argv) {
     std::vector<failoverd::Advert> seeds;
     failoverd::Advert a;
     a.instance_id = failoverd::instance_id_of("web");
+    a.instance_name = "web";
+    a.echoes = {{"web-2", 7}};
     a.sender = "web-1";
     a.sender_provider_id = "123456789";
     a.priority = 150;
@@ -34,6 +36,12 @@ int main(int argc, char** argv) {
     a.sender_provider_id = std::string(63, '9');
     a.handover_target = std::string(63, 't');
     a.advert_interval = std::chrono::milliseconds(10);
+    a.instance_name = std::string(63, 'i');
+    a.instance_id = failoverd::instance_id_of(a.instance_name);
+    a.echoes.clear();
+    for (std::size_t i = 0; i < failoverd::kAdvertEchoMax; ++i) {
+        a.echoes.push_back({std::string(62, 'e') + static_cast<char>('a' + i), i + 1});
+    }
     seeds.push_back(a);
     for (std::size_t i = 0; i < seeds.size(); ++i) {
         const auto packet = failoverd::encode_advert(seeds[i], key);

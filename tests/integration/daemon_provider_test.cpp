@@ -122,6 +122,8 @@ class Peer {
         const std::string listen = daemon.status_json()["transport"]["listen"];
         failoverd::Advert a;
         a.instance_id = failoverd::instance_id_of("web");
+        a.instance_name = "web";
+        a.echoes = {{"a", daemon.status_json()["boot_epoch"].get<std::uint64_t>()}};
         a.state = failoverd::SenderState::Backup;
         a.sender = "b";
         a.sender_provider_id = std::to_string(kPeerId);

@@ -127,9 +127,13 @@ Config make_config(const TempDir& dir, std::uint16_t peer_port) {
     return c;
 }
 
-std::vector<std::uint8_t> advert_from_b(int priority, std::uint64_t sequence) {
+// Echoes the daemon's boot (node "a"), as a live peer that has heard it would.
+std::vector<std::uint8_t> advert_from_b(const Daemon& daemon, int priority,
+                                        std::uint64_t sequence) {
     Advert a;
     a.instance_id = failoverd::instance_id_of("web");
+    a.instance_name = "web";
+    a.echoes = {{"a", daemon.status_json()["boot_epoch"].get<std::uint64_t>()}};
     a.state = SenderState::Master;
     a.sender = "b";
     a.priority = static_cast<std::uint8_t>(priority);
@@ -162,13 +166,13 @@ TEST_CASE("Daemon: a higher advert makes the master back off; forged and replaye
     REQUIRE(daemon.loop().run_until([&] { return role_is(daemon, "MASTER"); }, kDeadline));
     CHECK(peer.drain() > 0);  // its adverts reach the peer
 
-    const auto genuine = advert_from_b(250, 1);
+    const auto genuine = advert_from_b(daemon, 250, 1);
     peer.send(genuine);
     REQUIRE(daemon.loop().run_until([&] { return role_is(daemon, "BACKUP"); }, kDeadline));
     CHECK(web(daemon)["master"] == "b");
 
     peer.send(genuine);  // the same sequence again
-    auto forged = advert_from_b(250, 2);
+    auto forged = advert_from_b(daemon, 250, 2);
     forged.back() ^= 0x01;
     peer.send(forged);
     REQUIRE(daemon.loop().run_until(
@@ -197,6 +201,7 @@ TEST_CASE("Daemon: a peer sending with another auth key is counted as bad MAC, n
     REQUIRE(daemon.loop().run_until([&] { return role_is(daemon, "MASTER"); }, kDeadline));
     Advert a;
     a.instance_id = failoverd::instance_id_of("web");
+    a.instance_name = "web";
     a.state = SenderState::Master;
     a.sender = "b";
     a.priority = 250;

@@ -374,7 +374,16 @@ void SimCluster::execute(SimNode& n, std::vector<Action>& actions) {
     }
 }
 
+void SimCluster::inject(NodeId to, NodeId as, const std::vector<std::uint8_t>& bytes) {
+    ++counters_.adverts_delivered;
+    deliver(to, at(to).incarnation, Input{AdvertReceived{bytes, at(as).name + ":5405"}});
+}
+
 void SimCluster::send_advert(SimNode& n, const SendAdvert& a) {
+    n.sent.push_back(a.bytes);
+    if (n.sent.size() > kCapturedAdverts) {
+        n.sent.pop_front();
+    }
     for (auto& peer : nodes_) {
         if (peer.id == n.id) {
             continue;

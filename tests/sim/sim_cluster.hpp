@@ -81,6 +81,8 @@ struct TraceTransition {
 
 class SimCluster {
   public:
+    static constexpr std::size_t kCapturedAdverts = 64;
+
     explicit SimCluster(SimOptions options);
     ~SimCluster();
     SimCluster(const SimCluster&) = delete;
@@ -136,6 +138,12 @@ class SimCluster {
     void handover(NodeId n, const std::string& instance, std::optional<NodeId> to);
     void maintenance(NodeId n, bool on);
     void note(const std::string& text);  // a line in the trace
+    // The last kCapturedAdverts datagrams node n sent (an attacker on the wire keeps them).
+    const std::deque<std::vector<std::uint8_t>>& captured(NodeId n) const {
+        return nodes_[static_cast<std::size_t>(n)].sent;
+    }
+    // Delivers `bytes` to node `to` now, as if from node `as`'s address (a replay).
+    void inject(NodeId to, NodeId as, const std::vector<std::uint8_t>& bytes);
 
     // After this, every event must leave the cluster converged: one healthy Master per
     // instance (the highest-priority one where preempt is on), the IP on it at the provider,
@@ -206,6 +214,7 @@ class SimCluster {
         std::map<std::string, Role> roles;
         std::deque<Instant> calls_minute;
         std::deque<Instant> calls_hour;
+        std::deque<std::vector<std::uint8_t>> sent;
         int max_minute = 0;
         int max_hour = 0;
         std::uint64_t calls = 0;

@@ -21,24 +21,27 @@ const std::string kKeyText = "0123456789abcdef0123456789abcdef";
 const Bytes kKey(kKeyText.begin(), kKeyText.end());
 
 // Computed independently (Python hmac/hashlib) from the layout in advert.hpp.
-const Bytes kGoldenMaster = {0x46, 0x4f, 0x56, 0x44, 0x01, 0x00, 0x96, 0x00, 0x0f, 0xd9, 0xbc, 0x91,
-                             0x00, 0x00, 0x03, 0xe8, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08,
-                             0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x2a, 0x05, 0x77, 0x65, 0x62,
-                             0x2d, 0x31, 0x09, 0x31, 0x32, 0x33, 0x34, 0x35, 0x36, 0x37, 0x38, 0x39,
-                             0x00, 0xe1, 0xdb, 0xd9, 0x2c, 0xe9, 0x55, 0xf8, 0x31, 0x01, 0xe9, 0xd2,
-                             0x30, 0x2b, 0x13, 0x26, 0x41, 0x14, 0xad, 0x1e, 0xf5, 0x09, 0x68, 0x23,
-                             0xd1, 0x20, 0x4a, 0x3f, 0x2c, 0xc3, 0x81, 0xec, 0x86};
+const Bytes kGoldenMaster = {
+    0x46, 0x4f, 0x56, 0x44, 0x02, 0x00, 0x96, 0x00, 0x0f, 0xd9, 0xbc, 0x91, 0x00, 0x00, 0x03,
+    0xe8, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x2a, 0x05, 0x77, 0x65, 0x62, 0x2d, 0x31, 0x09, 0x31, 0x32, 0x33, 0x34, 0x35, 0x36,
+    0x37, 0x38, 0x39, 0x00, 0x03, 0x77, 0x65, 0x62, 0x01, 0x05, 0x77, 0x65, 0x62, 0x2d, 0x32,
+    0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, 0x3c, 0x8c, 0x6b, 0x4a, 0x86, 0xdc, 0x62,
+    0x7a, 0xa4, 0xd9, 0xf5, 0x4f, 0xdd, 0xa2, 0xce, 0x68, 0xcf, 0xdd, 0x23, 0x6e, 0x56, 0x8f,
+    0xe1, 0xb1, 0x5a, 0x0b, 0x4a, 0xf1, 0x82, 0xdd, 0x93, 0xe7};
 
 const Bytes kGoldenHandover = {
-    0x46, 0x4f, 0x56, 0x44, 0x01, 0x00, 0x00, 0x00, 0x0f, 0xd9, 0xbc, 0x91, 0x00, 0x00, 0x00, 0x64,
-    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x07, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x08,
-    0x05, 0x77, 0x65, 0x62, 0x2d, 0x31, 0x00, 0x05, 0x77, 0x65, 0x62, 0x2d, 0x32, 0xb5, 0x28, 0x11,
-    0x2c, 0x28, 0x49, 0xd6, 0x8e, 0xe9, 0x36, 0x0b, 0x75, 0x9b, 0xf1, 0xb9, 0x0d, 0xbb, 0x3d, 0x17,
-    0x61, 0xd7, 0xd5, 0xd9, 0x4e, 0x87, 0xb4, 0xb5, 0xdb, 0x5a, 0x3c, 0x49, 0xdc};
+    0x46, 0x4f, 0x56, 0x44, 0x02, 0x00, 0x00, 0x00, 0x0f, 0xd9, 0xbc, 0x91, 0x00, 0x00,
+    0x00, 0x64, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x07, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x08, 0x05, 0x77, 0x65, 0x62, 0x2d, 0x31, 0x00, 0x05, 0x77, 0x65,
+    0x62, 0x2d, 0x32, 0x03, 0x77, 0x65, 0x62, 0x00, 0x38, 0xef, 0xd0, 0x4e, 0xb9, 0x5b,
+    0x07, 0xed, 0x37, 0x7a, 0x7e, 0x79, 0xe6, 0xb5, 0xd6, 0x53, 0x50, 0x4c, 0xd3, 0x3a,
+    0xcc, 0x31, 0xe1, 0x63, 0xd7, 0xbf, 0x90, 0xde, 0x2a, 0x6a, 0xcb, 0xa9};
 
 Advert golden_master() {
     Advert a;
     a.instance_id = instance_id_of("web");
+    a.instance_name = "web";
     a.state = SenderState::Master;
     a.sender = "web-1";
     a.sender_provider_id = "123456789";
@@ -46,12 +49,14 @@ Advert golden_master() {
     a.advert_interval = 1000ms;
     a.boot_epoch = 0x0102030405060708ULL;
     a.sequence = 42;
+    a.echoes = {{"web-2", 0x1112131415161718ULL}};
     return a;
 }
 
 Advert golden_handover() {
     Advert a;
     a.instance_id = instance_id_of("web");
+    a.instance_name = "web";
     a.sender = "web-1";
     a.priority = 0;
     a.advert_interval = 100ms;
@@ -128,6 +133,12 @@ TEST_CASE("Advert: the largest advert round-trips at exactly the maximum size") 
     a.priority = 0;
     a.handover_target = std::string(63, 't');
     a.advert_interval = kAdvertIntervalMin;
+    a.instance_name = std::string(63, 'i');
+    a.instance_id = instance_id_of(a.instance_name);
+    a.echoes.clear();
+    for (std::size_t i = 0; i < kAdvertEchoMax; ++i) {
+        a.echoes.push_back({std::string(62, 'e') + static_cast<char>('a' + i), ~std::uint64_t{i}});
+    }
     const Bytes bytes = encode_advert(a, kKey);
     CHECK(bytes.size() == kAdvertMaxSize);
     CHECK(decode_advert(bytes, kKey) == std::variant<Advert, DropReason>(DropReason::BadField));
@@ -153,8 +164,19 @@ TEST_CASE("Advert: BadMagic and BadVersion are checked before anything else") {
     p[0] = 'X';
     CHECK(drop_of(decode_advert(p, kKey)) == DropReason::BadMagic);
     p = kGoldenMaster;
-    p[4] = 2;
+    p[4] = 3;
     CHECK(drop_of(decode_advert(p, kKey)) == DropReason::BadVersion);
+    // Version 1 (no instance name, no echoes), correctly signed: another wire version.
+    const Bytes v1 = {0x46, 0x4f, 0x56, 0x44, 0x01, 0x00, 0x96, 0x00, 0x0f, 0xd9, 0xbc, 0x91,
+                      0x00, 0x00, 0x03, 0xe8, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08,
+                      0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x2a, 0x05, 0x77, 0x65, 0x62,
+                      0x2d, 0x31, 0x09, 0x31, 0x32, 0x33, 0x34, 0x35, 0x36, 0x37, 0x38, 0x39,
+                      0x00, 0xe1, 0xdb, 0xd9, 0x2c, 0xe9, 0x55, 0xf8, 0x31, 0x01, 0xe9, 0xd2,
+                      0x30, 0x2b, 0x13, 0x26, 0x41, 0x14, 0xad, 0x1e, 0xf5, 0x09, 0x68, 0x23,
+                      0xd1, 0x20, 0x4a, 0x3f, 0x2c, 0xc3, 0x81, 0xec, 0x86};
+    CHECK(drop_of(decode_advert(v1, kKey)) == DropReason::BadVersion);
+    auto v = verifier();
+    CHECK(drop_of(v.verify(v1)) == DropReason::BadVersion);
 }
 
 TEST_CASE("Advert: BadLength when the string lengths do not add up") {
@@ -164,6 +186,19 @@ TEST_CASE("Advert: BadLength when the string lengths do not add up") {
     p = kGoldenMaster;
     p[32] = 64;  // longer than any name may be
     CHECK(drop_of(decode_advert(p, kKey)) == DropReason::BadLength);
+    // Offsets in the golden master: instance name length at 49, echo count at 53, the echo's
+    // name length at 54.
+    p = signed_body(body_of(kGoldenMaster));
+    CHECK(p[53] == 1);
+    Bytes body_echo = body_of(kGoldenMaster);
+    body_echo[53] = 2;  // claims a second echo that is not there
+    CHECK(drop_of(decode_advert(signed_body(body_echo), kKey)) == DropReason::BadLength);
+    body_echo = body_of(kGoldenMaster);
+    body_echo[53] = static_cast<std::uint8_t>(kAdvertEchoMax + 1);
+    CHECK(drop_of(decode_advert(signed_body(body_echo), kKey)) == DropReason::BadLength);
+    body_echo = body_of(kGoldenMaster);
+    body_echo[54] = 6;  // the echo's name runs into its epoch
+    CHECK(drop_of(decode_advert(signed_body(body_echo), kKey)) == DropReason::BadLength);
     // A correctly signed packet with a stray byte between the strings and the MAC.
     Bytes body = body_of(kGoldenMaster);
     body.push_back(0);
@@ -207,6 +242,42 @@ TEST_CASE("Advert: BadField for authenticated but out-of-range fields") {
     a = golden_master();
     a.sender = "";
     CHECK(drop_of(decode_advert(encode_advert(a, kKey), kKey)) == DropReason::BadField);
+    // The instance name must hash to the instance id in the header.
+    Bytes body = body_of(kGoldenMaster);
+    body[50] = 'x';  // "xeb"
+    CHECK(drop_of(decode_advert(signed_body(body), kKey)) == DropReason::BadField);
+    // An echo with an empty node name: the bytes shift, so re-encode by hand.
+    body = body_of(kGoldenMaster);
+    body.resize(54);
+    body.push_back(0);
+    for (int i = 0; i < 8; ++i) {
+        body.push_back(0x11);
+    }
+    CHECK(drop_of(decode_advert(signed_body(body), kKey)) == DropReason::BadField);
+    // Names reach logs and status: control characters and spaces are refused.
+    for (const char bad : {'\x1b', ' ', '\x7f'}) {
+        body = body_of(kGoldenMaster);
+        body[51] = static_cast<std::uint8_t>(bad);  // in the instance name
+        CHECK(drop_of(decode_advert(signed_body(body), kKey)) == DropReason::BadField);
+        body = body_of(kGoldenMaster);
+        body[34] = static_cast<std::uint8_t>(bad);  // in the sender's name
+        CHECK(drop_of(decode_advert(signed_body(body), kKey)) == DropReason::BadField);
+    }
+}
+
+TEST_CASE("Advert: echoes round-trip and say for which boot an advert is fresh") {
+    Advert a = golden_master();
+    a.echoes = {{"web-2", 5}, {"web-3", 9}};
+    const Advert back = advert_of(decode_advert(encode_advert(a, kKey), kKey));
+    CHECK(back.echoes == a.echoes);
+    CHECK(back.instance_name == "web");
+    CHECK(back.fresh_for("web-2", 5));
+    CHECK(back.fresh_for("web-3", 9));
+    CHECK_FALSE(back.fresh_for("web-2", 4));  // a boot before the one it heard
+    CHECK_FALSE(back.fresh_for("web-2", 6));  // a boot it has not heard yet
+    CHECK_FALSE(back.fresh_for("web-4", 5));
+    a.echoes.clear();
+    CHECK_FALSE(advert_of(decode_advert(encode_advert(a, kKey), kKey)).fresh_for("web-2", 5));
 }
 
 TEST_CASE("Advert: the successor flag travels with a resign that names a target") {
@@ -227,6 +298,12 @@ TEST_CASE("Advert: the successor flag travels with a resign that names a target"
 TEST_CASE("Advert: UnknownInstance when the instance is not configured here") {
     AdvertVerifier v(kKey, "web-2", {instance_id_of("db")});
     CHECK(drop_of(v.verify(kGoldenMaster)) == DropReason::UnknownInstance);
+    // Which peer and which instance name, for status and doctor.
+    REQUIRE(v.last_unknown().has_value());
+    CHECK(v.last_unknown()->first == "web-1");
+    CHECK(v.last_unknown()->second == "web");
+    CHECK(drop_of(v.verify(Bytes{1, 2, 3})) == DropReason::TooShort);
+    CHECK_FALSE(v.last_unknown().has_value());
 }
 
 TEST_CASE("Advert: FromSelf for an advert carrying our own node name") {

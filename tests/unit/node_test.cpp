@@ -180,6 +180,32 @@ bool ends_with(const std::string& s, const std::string& suffix) {
            s.compare(s.size() - suffix.size(), std::string::npos, suffix) == 0;
 }
 
+// Delivers a's and b's adverts to each other until both are quiet, dropping other actions:
+// afterwards each has heard the other's boot, so their adverts are fresh for each other.
+void meet(Node& a, Node& b, Instant now) {
+    for (bool busy = true; busy;) {
+        busy = false;
+        for (auto [from, to] : {std::pair{&a, &b}, std::pair{&b, &a}}) {
+            for (auto& act : from->take_actions()) {
+                if (auto* s = std::get_if<SendAdvert>(&act)) {
+                    busy = true;
+                    to->handle(AdvertReceived{s->bytes, from->name()}, now);
+                }
+            }
+        }
+    }
+}
+
+std::vector<std::vector<std::uint8_t>> sent_by(Node& n) {
+    std::vector<std::vector<std::uint8_t>> out;
+    for (auto& act : n.take_actions()) {
+        if (auto* s = std::get_if<SendAdvert>(&act)) {
+            out.push_back(s->bytes);
+        }
+    }
+    return out;
+}
+
 }  // namespace
 
 TEST_CASE("Node: rejects a bad spec at start-up") {
@@ -370,8 +396,7 @@ TEST_CASE("Node: hand-over to a named peer, and the old master holds back") {
 TEST_CASE("Node: a resign overtaken in the network by the next advert still counts") {
     Node a(spec("web-1", 200), t0);
     Node b(spec("web-2", 100), t0);
-    a.take_actions();
-    b.take_actions();
+    meet(a, b, t0);
     a.on_deadline(*a.next_deadline());
     REQUIRE(a.role("web") == Role::Master);
     Instant now = *a.next_deadline();
@@ -398,13 +423,19 @@ TEST_CASE("Node: a resign overtaken in the network by the next advert still coun
 
 TEST_CASE("Node: a resign with no backup heard keeps RFC 5798's skew wait") {
     Node a(spec("web-1", 200), t0);
+    Node b(spec("web-2", 100), t0);
+    a.take_actions();
+    // a hears b's boot (so its adverts are fresh for b) but not yet as a current backup.
+    for (auto& act : b.take_actions()) {
+        if (auto* s = std::get_if<SendAdvert>(&act)) {
+            a.handle(AdvertReceived{s->bytes, "b"}, t0);
+        }
+    }
     a.take_actions();
     a.on_deadline(*a.next_deadline());
     REQUIRE(a.role("web") == Role::Master);
     a.take_actions();
     a.handle(Shutdown{}, a.next_deadline().value());
-    Node b(spec("web-2", 100), t0);
-    b.take_actions();
     const Instant now = t0 + 2s;  // before b's own down timer and presence notice
     bool resign_seen = false;
     for (auto& act : a.take_actions()) {
@@ -685,4 +716,106 @@ TEST_CASE("Node: a master whose adverts could not be sent re-reads when they go 
     c.handle("web-2", AdvertSendResult{"nope", 1, 0});
     CHECK(c.calls.empty());
     CHECK(c.notices.size() == 1);
+TEST_CASE("Node: adverts echo the boots heard; only an advert echoing this boot is acted on") {
+    Node a(spec("web-1", 200), t0);
+    a.take_actions();
+    a.on_deadline(*a.next_deadline());
+    REQUIRE(a.role("web") == Role::Master);
+    NodeSpec b_spec = spec("web-2", 100);
+    b_spec.boot_epoch = 7;
+    Node b(b_spec, t0);
+    // a has not heard b: its Master advert does not echo b's boot and b does not act on it.
+    std::vector<std::vector<std::uint8_t>> from_a = sent_by(a);
+    REQUIRE_FALSE(from_a.empty());
+    const auto first = std::get<Advert>(decode_advert(from_a.back(), kKey));
+    CHECK(first.echoes.empty());
+    CHECK(first.instance_name == "web");
+    const Instant down = b.next_deadline().value();
+    b.handle(AdvertReceived{from_a.back(), "a"}, t0 + 1ms);
+    CHECK(b.status().adverts_not_fresh == 1);
+    CHECK(b.status().find("web")->adverts_not_fresh == 1);
+    CHECK(b.election("web")->master_name().empty());
+    CHECK(b.status().find("web")->peers.empty());
+    // b learnt a's boot and announces at once, echoing it.
+    const auto from_b = sent_by(b);
+    REQUIRE_FALSE(from_b.empty());
+    const auto presence = std::get<Advert>(decode_advert(from_b.back(), kKey));
+    CHECK(presence.state == SenderState::Backup);
+    CHECK((presence.echoes == std::vector<EpochEcho>{{"web-1", 1}}));
+    // a hears b's new boot and announces with an echo of it: fresh for b.
+    for (const auto& bytes : from_b) {
+        a.handle(AdvertReceived{bytes, "b"}, t0 + 2ms);
+    }
+    // b's start-up notice was sent before b heard a; its announce echoes a's boot.
+    CHECK(a.status().adverts_not_fresh == 1);
+    CHECK(a.status().find("web")->peers.size() == 1);
+    from_a = sent_by(a);
+    REQUIRE_FALSE(from_a.empty());
+    const auto announce = std::get<Advert>(decode_advert(from_a.back(), kKey));
+    CHECK(announce.state == SenderState::Master);
+    CHECK(announce.fresh_for("web-2", 7));
+    b.handle(AdvertReceived{from_a.back(), "a"}, t0 + 3ms);
+    CHECK(b.election("web")->master_name() == "web-1");
+    CHECK(b.next_deadline().value() > down);
+}
+
+TEST_CASE(
+    "Node: after a restart, replays of the old master neither hold it in Backup nor make it "
+    "yield") {
+    Cluster c;
+    c.add(spec("web-1", 200));
+    c.add(spec("web-2", 100));
+    c.run_until(t0 + 10s);
+    REQUIRE(c.role("web-1") == Role::Master);
+    // Capture web-1's next advert, as an attacker on the path would.
+    Node& master = c.node("web-1");
+    master.on_deadline(master.next_deadline().value());
+    const auto captured = sent_by(master);
+    REQUIRE_FALSE(captured.empty());
+
+    // web-1 is gone; web-2 restarts (a new boot) and hears nothing but the replay.
+    NodeSpec restarted = spec("web-2", 100);
+    restarted.boot_epoch = 2;
+    Node b(restarted, c.now);
+    b.take_actions();
+    const Instant start = c.now;
+    Instant now = start;
+    while (b.role("web") != Role::Master && now < start + 30s) {
+        now += 100ms;
+        b.handle(AdvertReceived{captured.back(), "web-1"}, now);
+        b.take_actions();
+        if (b.next_deadline() && *b.next_deadline() <= now) {
+            b.on_deadline(now);
+            b.take_actions();
+        }
+    }
+    CHECK(b.role("web") == Role::Master);
+    CHECK(now - start <= b.election("web")->master_down_interval() + 200ms);
+    CHECK(b.status().adverts_not_fresh >= 1);
+
+    // As master it keeps ignoring the higher-priority capture (now a replay within its window
+    // or not fresh): no yield.
+    for (int i = 0; i < 20; ++i) {
+        now += 100ms;
+        b.handle(AdvertReceived{captured.back(), "web-1"}, now);
+    }
+    CHECK(b.role("web") == Role::Master);
+}
+
+TEST_CASE("Node: adverts for an instance not configured here are counted per peer and name") {
+    Node a(spec("web-1", 200), t0);
+    NodeSpec other = spec("web-2", 100);
+    other.instances[0].name = "www";
+    Node b(other, t0);
+    a.take_actions();
+    for (const auto& bytes : sent_by(b)) {
+        a.handle(AdvertReceived{bytes, "b"}, t0);
+        a.handle(AdvertReceived{bytes, "b"}, t0);
+    }
+    const auto& st = a.status();
+    CHECK(st.drops_for(DropReason::UnknownInstance) >= 2);
+    REQUIRE(st.foreign_instances.size() == 1);
+    CHECK(st.foreign_instances[0].peer == "web-2");
+    CHECK(st.foreign_instances[0].instance == "www");
+    CHECK(st.foreign_instances[0].adverts == st.drops_for(DropReason::UnknownInstance));
 }
