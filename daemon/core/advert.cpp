@@ -7,6 +7,7 @@
 #include <openssl/hmac.h>
 
 #include "daemon/core/assert.hpp"
+#include "daemon/core/text_escape.hpp"
 
 namespace failoverd {
 
@@ -177,7 +178,11 @@ std::variant<Advert, DropReason> decode_advert(std::span<const std::uint8_t> byt
         a.handover_target = std::move(strings[2]);
     }
     a.successor = (flags & kAdvertFlagSuccessor) != 0;
-    if (a.sender.empty() || a.advert_interval < kAdvertIntervalMin ||
+    // Names end up in logs, status and hook environments: one a terminal could act on (a
+    // control byte, invalid UTF-8) is refused here, so none is ever echoed raw.
+    const bool names_plain = is_plain_text(a.sender) && is_plain_text(a.sender_provider_id) &&
+                             (!a.handover_target || is_plain_text(*a.handover_target));
+    if (a.sender.empty() || !names_plain || a.advert_interval < kAdvertIntervalMin ||
         a.advert_interval > kAdvertIntervalMax ||
         (a.handover_target && (a.priority != 0 || a.state != SenderState::Master)) ||
         (a.successor && !a.handover_target)) {

@@ -87,7 +87,8 @@ enum class DropReason {
     BadVersion,       // a version this build does not speak
     BadLength,        // the length fields do not add up to the datagram size
     BadMac,           // wrong key or tampered
-    BadField,         // authenticated but a field is out of range (interval, name, state)
+    BadField,         // authenticated but a field is out of range (interval, name, state), or
+                      // a name is not plain text (control bytes, invalid UTF-8; see escape_text)
     UnknownInstance,  // instance id not configured here (names must match across nodes)
     Replay,           // sequence not newer than the last accepted from that sender epoch
     StaleEpoch,       // boot epoch older than one already seen from that sender

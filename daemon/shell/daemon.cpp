@@ -1056,6 +1056,7 @@ nlohmann::json Daemon::status_json() const {
                            {"failures", h.failures},
                            {"timeouts", h.timeouts},
                            {"dropped", h.dropped},
+                           {"output_lines_not_logged", h.output_lines_not_logged},
                            {"queued", hooks_->queued(i.name)}};
             out["instances"].push_back(std::move(ij));
         }
@@ -1115,7 +1116,8 @@ nlohmann::json Daemon::status_json() const {
     out["hooks"] = {{"runs", h.runs},
                     {"failures", h.failures},
                     {"timeouts", h.timeouts},
-                    {"dropped", h.dropped}};
+                    {"dropped", h.dropped},
+                    {"output_lines_not_logged", h.output_lines_not_logged}};
     out["reloads"] = {
         {"total", reloads_},
         {"failed", reloads_failed_},
