@@ -849,7 +849,18 @@ void Loader::build_instance_schema() {
                            hook_key(&InstanceConfig::notify_backup))
         .key<CommandValue>("notify_fault", kCommandAllowed, hook_key(&InstanceConfig::notify_fault))
         .key<CommandValue>("notify_stop", kCommandAllowed, hook_key(&InstanceConfig::notify_stop))
-        .key<CommandValue>("notify", kCommandAllowed, hook_key(&InstanceConfig::notify));
+        .key<CommandValue>("notify", kCommandAllowed, hook_key(&InstanceConfig::notify))
+        .key<std::string>("hook_cleanup", "process-group, none",
+                          [](InstanceConfig& i, const std::string& v, const Entry& e) {
+                              if (v == "process-group") {
+                                  i.hook_cleanup = ProcessCleanup::ProcessGroup;
+                              } else if (v == "none") {
+                                  i.hook_cleanup = ProcessCleanup::None;
+                              } else {
+                                  e.fail("'" + v + "' is not a hook cleanup" +
+                                         did_you_mean(v, {"process-group", "none"}));
+                              }
+                          });
 }
 
 void Loader::start_section(const ConfigLine& l) {

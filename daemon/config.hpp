@@ -5,6 +5,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "daemon/core/time.hpp"
@@ -107,6 +108,14 @@ struct CheckConfig {
     std::vector<std::string> command;
 };
 
+// What is left of a hook's process group when the hook exits: ProcessGroup sends it SIGTERM
+// (SIGKILL after a grace period); None leaves it running, for hooks that start a long-running
+// program on purpose.
+enum class ProcessCleanup { ProcessGroup, None };
+constexpr std::string_view to_string(ProcessCleanup c) {
+    return c == ProcessCleanup::ProcessGroup ? "process-group" : "none";
+}
+
 struct InstanceConfig {
     std::string name;
     int line = 0;
@@ -122,6 +131,7 @@ struct InstanceConfig {
     std::vector<std::string> notify_fault;
     std::vector<std::string> notify_stop;
     std::vector<std::string> notify;  // generic: called with instance, new role, old role, reason
+    ProcessCleanup hook_cleanup = ProcessCleanup::ProcessGroup;
 
     Duration effective_advert_interval(const ClusterConfig& c) const {
         return advert_interval.value_or(c.advert_interval);

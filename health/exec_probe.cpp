@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <utility>
 
+#include "daemon/core/text_escape.hpp"
+
 namespace failoverd::health {
 
 namespace {
@@ -55,7 +57,7 @@ void ExecProbe::start(std::function<void(ProbeResult)> done) {
     spec.on_line = [this, run](OutputStream stream, std::string_view line) {
         std::string& first = stream == OutputStream::Stdout ? first_stdout_ : first_stderr_;
         if (run == run_ && first.empty() && line.find_first_not_of(" \t") != line.npos) {
-            first = std::string(line);
+            first = escape_text(line);
         }
     };
     child_ = std::make_unique<ChildProcess>(loop_, std::move(spec));

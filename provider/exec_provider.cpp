@@ -6,6 +6,8 @@
 #include <cctype>
 #include <utility>
 
+#include "daemon/core/text_escape.hpp"
+
 namespace failoverd {
 
 namespace {
@@ -40,6 +42,7 @@ std::uint64_t ExecProvider::spawn(Kind kind, const std::string& instance, const 
                                   std::function<void(const ChildExit&, const std::string&)> done) {
     const std::string op = kind == Kind::Assign ? "assign" : "release";
     ChildSpec spec;
+    spec.name = "[" + instance + "] provider " + op;
     spec.argv = config_.exec_command;
     spec.argv.insert(spec.argv.end(), {op, ip, instance, role});
     // The names and values the hooks get (hook_runner.cpp); FAILOVERD_IP is the older name.
@@ -55,7 +58,7 @@ std::uint64_t ExecProvider::spawn(Kind kind, const std::string& instance, const 
     spec.on_line = [this, id](OutputStream, std::string_view line) {
         const auto it = running_.find(id);
         if (it != running_.end() && !line.empty()) {
-            it->second.last_line = std::string(line.substr(0, kLastLineMax));
+            it->second.last_line = escape_text(line.substr(0, kLastLineMax));
         }
     };
     Running& r = running_[id];

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <exception>
 #include <map>
@@ -43,6 +44,33 @@ std::vector<std::string> build_environment(
         out.push_back(name + "=" + value);
     }
     return out;
+}
+
+// True while at least one process is in the group (EPERM: one we may not signal).
+bool group_exists(pid_t pgid) {
+    return kill(-pgid, 0) == 0 || errno == EPERM;
+}
+
+// After a command exited leaving processes in its group (already sent SIGTERM): looks every
+// 100 ms and stops as soon as the group is empty, so the id is not signalled long after it
+// could have been reused; SIGKILL to what is still there at `kill_at`.
+void watch_group(EventLoop& loop, pid_t pgid, Instant kill_at, std::string name) {
+    const Instant next = std::min(loop.now() + std::chrono::milliseconds(100), kill_at);
+    loop.call_at(next, [&loop, pgid, kill_at, name = std::move(name)]() mutable {
+        if (!group_exists(pgid)) {
+            return;
+        }
+        if (loop.now() < kill_at) {
+            watch_group(loop, pgid, kill_at, std::move(name));
+            return;
+        }
+        if (kill(-pgid, SIGKILL) != 0 && errno != ESRCH) {
+            spdlog::warn("{}: kill(-{}, SIGKILL) failed: {}", name, pgid, strerror(errno));
+            return;
+        }
+        spdlog::info("{}: processes it left behind outlived SIGTERM: SIGKILL to process group {}",
+                     name, pgid);
+    });
 }
 
 }  // namespace
@@ -207,9 +235,28 @@ void ChildProcess::on_grace_expired() {
 }
 
 void ChildProcess::signal_group(int signo) {
-    if (pid_ > 0 && kill(-pid_, signo) != 0 && errno != ESRCH) {
-        spdlog::warn("kill(-{}, {}) failed: {}", pid_, signal_name(signo), strerror(errno));
+    if (pid_ <= 0) {
+        return;
     }
+    const pid_t target = spec_.cleanup == ProcessCleanup::ProcessGroup ? -pid_ : pid_;
+    if (kill(target, signo) != 0 && errno != ESRCH) {
+        spdlog::warn("kill({}, {}) failed: {}", target, signal_name(signo), strerror(errno));
+    }
+}
+
+void ChildProcess::clean_up_group() {
+    // Called while the command is a zombie, whose pid keeps the group id from being reused.
+    if (kill(-pid_, SIGTERM) != 0) {
+        return;
+    }
+    int status = 0;
+    waitpid(pid_, &status, WNOHANG);
+    if (!group_exists(pid_)) {
+        return;  // it was alone
+    }
+    result_.left_processes = true;
+    std::string name = spec_.name.empty() ? spec_.argv.front() : spec_.name;
+    watch_group(loop_, pid_, loop_.now() + spec_.kill_grace, std::move(name));
 }
 
 void ChildProcess::on_readable(Pipe& pipe) {
@@ -250,8 +297,19 @@ void ChildProcess::take_bytes(Pipe& pipe, std::string_view bytes) {
     if (output_bytes_ + bytes.size() > spec_.max_output_bytes) {
         const std::size_t room =
             spec_.max_output_bytes > output_bytes_ ? spec_.max_output_bytes - output_bytes_ : 0;
-        result_.output_bytes_dropped += bytes.size() - room;
+        const std::string_view dropped = bytes.substr(room);
         bytes = bytes.substr(0, room);
+        if (!bytes.empty()) {
+            pipe.at_line_start = bytes.back() == '\n';
+        }
+        // Lines that start in the dropped bytes; one already begun was (or will be) delivered.
+        result_.output_bytes_dropped += dropped.size();
+        result_.output_lines_dropped +=
+            (pipe.at_line_start ? 1 : 0) +
+            static_cast<std::size_t>(std::count(dropped.begin(), dropped.end() - 1, '\n'));
+        pipe.at_line_start = dropped.back() == '\n';
+    } else if (!bytes.empty()) {
+        pipe.at_line_start = bytes.back() == '\n';
     }
     output_bytes_ += bytes.size();
     while (!bytes.empty()) {
@@ -303,9 +361,14 @@ void ChildProcess::on_exit(const siginfo_t& info) {
         result_.signal = info.si_status;
     }
     // Still a zombie here, so the group id cannot have been reused yet: after a timeout or
-    // terminate(), whatever the command left behind goes too.
-    if (term_sent_) {
-        signal_group(SIGKILL);
+    // terminate(), whatever the command left behind goes too; after a normal exit it gets
+    // SIGTERM first.
+    if (spec_.cleanup == ProcessCleanup::ProcessGroup) {
+        if (term_sent_) {
+            signal_group(SIGKILL);
+        } else {
+            clean_up_group();
+        }
     }
     int status = 0;
     waitpid(pid_, &status, WNOHANG);

@@ -1092,6 +1092,7 @@ nlohmann::json Daemon::status_json() const {
                            {"failures", h.failures},
                            {"timeouts", h.timeouts},
                            {"dropped", h.dropped},
+                           {"output_lines_not_logged", h.output_lines_not_logged},
                            {"queued", hooks_->queued(i.name)}};
             out["instances"].push_back(std::move(ij));
         }
@@ -1154,7 +1155,8 @@ nlohmann::json Daemon::status_json() const {
     out["hooks"] = {{"runs", h.runs},
                     {"failures", h.failures},
                     {"timeouts", h.timeouts},
-                    {"dropped", h.dropped}};
+                    {"dropped", h.dropped},
+                    {"output_lines_not_logged", h.output_lines_not_logged}};
     if (control_) {
         const ControlServerCounters& c = control_->counters();
         out["control"] = {{"open", control_->open_connections()},

@@ -182,6 +182,7 @@ EventLoop::EventLoop() {
 
 EventLoop::~EventLoop() {
     adopted_.clear();
+    scheduled_.clear();
     post_source_.reset();
     posted_.clear();
     sd_event_unref(event_);
@@ -253,6 +254,15 @@ void EventLoop::adopt_child(pid_t pid) {
         int status = 0;
         waitpid(pid, &status, WNOHANG);
         adopted_.erase(pid);
+    });
+}
+
+void EventLoop::call_at(Instant when, std::function<void()> callback) {
+    const std::uint64_t id = next_scheduled_++;
+    // Erasing the source from its own callback is safe: its box lives until dispatch ends.
+    scheduled_[id] = add_timer(when, [this, id, callback = std::move(callback)] {
+        scheduled_.erase(id);
+        callback();
     });
 }
 

@@ -102,6 +102,10 @@ class EventLoop {
     // Reaps a child nobody waits for any more (e.g. SIGKILLed by a destructor), without blocking.
     void adopt_child(pid_t pid);
 
+    // Runs `callback` once at `when`. The loop owns the timer, so this suits work that must
+    // outlive whoever scheduled it; it is dropped, unrun, if the loop is destroyed first.
+    void call_at(Instant when, std::function<void()> callback);
+
     // Runs `callback` on the next loop turn, in FIFO order with other posted callbacks.
     void post(std::function<void()> callback);
 
@@ -129,6 +133,8 @@ class EventLoop {
     EventSource post_source_;
     std::deque<std::function<void()>> posted_;
     std::map<pid_t, EventSource> adopted_;
+    std::map<std::uint64_t, EventSource> scheduled_;  // call_at, by id
+    std::uint64_t next_scheduled_ = 0;
     std::uint64_t callback_errors_ = 0;
 };
 

@@ -1,8 +1,11 @@
 #include "daemon/shell/hook_runner.hpp"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <utility>
+
+#include "daemon/core/text_escape.hpp"
 
 namespace failoverd {
 
@@ -24,11 +27,21 @@ HookType hook_for_role(const std::string& role) {
     return HookType::Notify;
 }
 
+std::string format_bytes(std::size_t bytes) {
+    if (bytes < 1000) {
+        return std::to_string(bytes) + " B";
+    }
+    if (bytes < 1000 * 1000) {
+        return fmt::format("{:.1f} kB", static_cast<double>(bytes) / 1e3);
+    }
+    return fmt::format("{:.1f} MB", static_cast<double>(bytes) / 1e6);
+}
+
 }  // namespace
 
 HookCommands HookCommands::from(const InstanceConfig& instance) {
     return HookCommands{instance.notify_master, instance.notify_backup, instance.notify_fault,
-                        instance.notify_stop, instance.notify};
+                        instance.notify_stop,   instance.notify,        instance.hook_cleanup};
 }
 
 const std::vector<std::string>& HookCommands::of(HookType type) const {
@@ -82,12 +95,14 @@ void HookRunner::on_transition(const HookEvent& event) {
     };
     const HookType specific = hook_for_role(event.role);
     if (specific != HookType::Notify && !queue.commands.of(specific).empty()) {
-        push(event.instance, queue, Job{specific, queue.commands.of(specific), env});
+        push(event.instance, queue,
+             Job{specific, queue.commands.of(specific), env, queue.commands.cleanup});
     }
     if (!queue.commands.notify.empty()) {
         std::vector<std::string> argv = queue.commands.notify;
         argv.insert(argv.end(), {event.instance, event.role, event.old_role, event.reason});
-        push(event.instance, queue, Job{HookType::Notify, std::move(argv), std::move(env)});
+        push(event.instance, queue,
+             Job{HookType::Notify, std::move(argv), std::move(env), queue.commands.cleanup});
     }
 }
 
@@ -120,18 +135,46 @@ void HookRunner::start_next(const std::string& instance) {
 
     const std::string name(to_string(job.type));
     ChildSpec spec;
+    spec.name = "[" + instance + "] hook " + name;
     spec.argv = std::move(job.argv);
     spec.env = std::move(job.env);
     spec.timeout = options_.timeout;
     spec.kill_grace = options_.kill_grace;
-    // Output is data: logged as an argument, never as a format string.
-    spec.on_line = [instance, name](OutputStream stream, std::string_view line) {
-        spdlog::info("[{}] hook {} {}: {}", instance, name, to_string(stream), line);
+    spec.cleanup = job.cleanup;
+    spec.on_line = [this, instance](OutputStream stream, std::string_view line) {
+        log_output(instance, stream, line);
     };
-    spdlog::debug("[{}] hook {} starting: {}", instance, name, spec.argv.front());
+    spdlog::debug("[{}] hook {} starting: {}", instance, name, escape_text(spec.argv.front()));
     queue.running_type = job.type;
+    queue.output = RunOutput{};
+    if (!queue.output_budget.contains(job.type)) {
+        queue.output_budget.emplace(
+            job.type,
+            TokenBucket(options_.output_lines_burst, options_.output_line_period, loop_.now()));
+    }
     queue.running = std::make_unique<ChildProcess>(loop_, std::move(spec));
     queue.running->start([this, instance](const ChildExit& exit) { finished(instance, exit); });
+}
+
+void HookRunner::log_output(const std::string& instance, OutputStream stream,
+                            std::string_view line) {
+    const auto it = queues_.find(instance);
+    if (it == queues_.end()) {
+        return;
+    }
+    Queue& queue = it->second;
+    RunOutput& out = queue.output;
+    const auto budget = queue.output_budget.find(queue.running_type);
+    if (out.lines_logged < options_.output_lines_per_run &&
+        (budget == queue.output_budget.end() || budget->second.try_take(loop_.now()))) {
+        ++out.lines_logged;
+        // Output is data: escaped, and logged as an argument, never as a format string.
+        spdlog::info("[{}] hook {} {}: {}", instance, to_string(queue.running_type),
+                     to_string(stream), escape_text(line));
+        return;
+    }
+    ++out.lines_not_logged;
+    out.bytes_not_logged += line.size() + 1;
 }
 
 void HookRunner::finished(const std::string& instance, const ChildExit& exit) {
@@ -143,6 +186,27 @@ void HookRunner::finished(const std::string& instance, const ChildExit& exit) {
     const std::string_view name = to_string(queue.running_type);
     ++queue.counters.runs;
     ++totals_.runs;
+    const std::size_t lines_not_logged = queue.output.lines_not_logged + exit.output_lines_dropped;
+    if (lines_not_logged > 0 || exit.output_bytes_dropped > 0) {
+        queue.counters.output_lines_not_logged += lines_not_logged;
+        totals_.output_lines_not_logged += lines_not_logged;
+        const auto budget = queue.output_budget.find(queue.running_type);
+        const std::int64_t left =
+            budget == queue.output_budget.end() ? 0 : budget->second.tokens(loop_.now());
+        spdlog::warn(
+            "[{}] hook {} output: {} more lines ({}) not logged (limits: {} lines per run; "
+            "{} lines per hook at once, then one every {}; {} left now)",
+            instance, name, lines_not_logged,
+            format_bytes(queue.output.bytes_not_logged + exit.output_bytes_dropped),
+            options_.output_lines_per_run, options_.output_lines_burst,
+            format_duration(options_.output_line_period), left);
+    }
+    if (exit.left_processes) {
+        spdlog::info(
+            "[{}] hook {} left processes running: SIGTERM to its process group, SIGKILL in {} "
+            "to any still there (hook_cleanup = none keeps them)",
+            instance, name, format_duration(options_.kill_grace));
+    }
     if (exit.timed_out) {
         ++queue.counters.timeouts;
         ++totals_.timeouts;

@@ -1,8 +1,11 @@
 // Runs the notify hooks of each instance as child processes: one FIFO queue per instance, so
 // hooks of one instance never overlap and every transition runs its hooks exactly once, in
 // order (the role's hook, then the generic `notify`). Each run has a timeout (SIGTERM to the
-// process group, then SIGKILL), its output is logged line by line under the hook's name, and
-// its exit status is logged and counted. A failing hook never stops the daemon.
+// process group, then SIGKILL), its output is logged line by line under the hook's name,
+// escaped and rate-limited (the first lines of each run, and a token bucket per hook across
+// runs; one line says how much was not logged), and its exit status is logged and counted.
+// When a hook exits, what it left running in its process group is terminated unless the
+// instance says `hook_cleanup = none`. A failing hook never stops the daemon.
 #pragma once
 
 #include <cstddef>
@@ -17,6 +20,7 @@
 #include <vector>
 
 #include "daemon/config.hpp"
+#include "daemon/core/backoff.hpp"
 #include "daemon/core/time.hpp"
 #include "daemon/shell/child_process.hpp"
 #include "daemon/shell/event_loop.hpp"
@@ -48,6 +52,7 @@ struct HookCommands {
     std::vector<std::string> notify_fault;
     std::vector<std::string> notify_stop;
     std::vector<std::string> notify;
+    ProcessCleanup cleanup = ProcessCleanup::ProcessGroup;
 
     static HookCommands from(const InstanceConfig& instance);
     const std::vector<std::string>& of(HookType type) const;
@@ -67,6 +72,12 @@ struct HookRunnerOptions {
     Duration timeout = std::chrono::seconds(60);  // per run
     Duration kill_grace = std::chrono::seconds(2);
     std::size_t max_queue = 64;  // waiting runs per instance; the oldest waiting one is dropped
+    // Output lines logged per run; the rest are counted in one line at the end of the run.
+    std::size_t output_lines_per_run = 100;
+    // Across runs, per hook (instance and hook type): a bucket of this many lines, refilled
+    // with one line every output_line_period, so a flapping instance cannot flood the journal.
+    std::int64_t output_lines_burst = 300;
+    Duration output_line_period = std::chrono::milliseconds(200);
 };
 
 struct HookCounters {
@@ -74,6 +85,7 @@ struct HookCounters {
     std::uint64_t failures = 0;  // non-zero exit, killed, timed out or could not start
     std::uint64_t timeouts = 0;
     std::uint64_t dropped = 0;  // removed from a full queue or at shutdown without running
+    std::uint64_t output_lines_not_logged = 0;  // over the output limits
 };
 
 class HookRunner {
@@ -114,6 +126,13 @@ class HookRunner {
         HookType type;
         std::vector<std::string> argv;
         std::vector<std::pair<std::string, std::string>> env;
+        ProcessCleanup cleanup = ProcessCleanup::ProcessGroup;
+    };
+    // The current run's output as logged so far.
+    struct RunOutput {
+        std::size_t lines_logged = 0;
+        std::size_t lines_not_logged = 0;
+        std::size_t bytes_not_logged = 0;
     };
     struct Queue {
         HookCommands commands;
@@ -121,6 +140,8 @@ class HookRunner {
         std::deque<Job> waiting;
         std::unique_ptr<ChildProcess> running;
         HookType running_type = HookType::Notify;
+        RunOutput output;
+        std::map<HookType, TokenBucket> output_budget;
         HookCounters counters;
         bool removed = false;  // left the config; erased once its queue is empty
     };
@@ -128,6 +149,7 @@ class HookRunner {
     void push(const std::string& instance, Queue& queue, Job job);
     void start_next(const std::string& instance);
     void finished(const std::string& instance, const ChildExit& exit);
+    void log_output(const std::string& instance, OutputStream stream, std::string_view line);
 
     EventLoop& loop_;
     std::string node_name_;

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <fstream>
 #include <memory>
 #include <optional>
@@ -96,7 +97,83 @@ TEST_CASE("ChildProcess: over-long lines are cut and total output is capped") {
     const Run c = run(loop, capped);
     CHECK(c.exit->success());
     CHECK(c.exit->output_bytes_dropped == 100001 - 1000);
+    CHECK(c.exit->output_lines_dropped == 0);  // the one line began before the cap
     CHECK(c.out == std::vector<std::string>{std::string(10, 'y')});
+
+    // Every line is either delivered (the one cut by the cap too) or counted as dropped.
+    ChildSpec many = shell("seq 1 1000");
+    many.max_output_bytes = 1002;  // 1..277 fill 1000 bytes
+    const Run m = run(loop, many);
+    CHECK(m.exit->output_bytes_dropped == 3893 - 1002);
+    REQUIRE(m.out.size() == 278);
+    CHECK(m.out.back() == "27");  // "278" cut short by the cap
+    CHECK(m.exit->output_lines_dropped == 1000 - 278);
+}
+
+TEST_CASE("ChildProcess: what a command leaves running in its group is cleaned up at its exit") {
+    EventLoop loop;
+    const Run r = run(loop, shell("sleep 1000 & echo $!"));
+    CHECK(r.exit->success());
+    CHECK(r.exit->left_processes);
+    REQUIRE(r.out.size() == 1);
+    const pid_t sleeper = std::stoi(r.out[0]);
+    CHECK(poll_until(
+        loop, [&] { return process_gone(sleeper); }, kDeadline));
+
+    const Run alone = run(loop, shell("exit 0"));
+    CHECK_FALSE(alone.exit->left_processes);
+}
+
+TEST_CASE("ChildProcess: a leftover that ignores SIGTERM gets SIGKILL after the grace period") {
+    EventLoop loop;
+    // It reports once its trap is set, so the SIGTERM cannot arrive before it.
+    ChildSpec spec = shell(
+        "f=$(mktemp -u /tmp/failoverd-trap.XXXXXX); "
+        "sh -c \"trap '' TERM; : > $f; exec sleep 1000\" & "
+        "while [ ! -e $f ]; do sleep 0.01; done; rm -f $f; echo $!");
+    spec.kill_grace = 300ms;
+    Run r = run(loop, spec);
+    CHECK(r.exit->left_processes);
+    REQUIRE(r.out.size() == 1);
+    const pid_t stubborn = std::stoi(r.out[0]);
+    const auto exited = std::chrono::steady_clock::now();
+    CHECK(poll_until(
+        loop, [&] { return process_gone(stubborn); }, kDeadline));
+    CHECK(std::chrono::steady_clock::now() - exited >= 250ms);  // it survived the SIGTERM
+}
+
+TEST_CASE("ChildProcess: ProcessCleanup::None leaves the group alone") {
+    EventLoop loop;
+    ChildSpec spec = shell("sleep 1000 & echo $!");
+    spec.cleanup = failoverd::ProcessCleanup::None;
+    spec.kill_grace = 100ms;
+    const Run r = run(loop, spec);
+    CHECK(r.exit->success());
+    CHECK_FALSE(r.exit->left_processes);
+    REQUIRE(r.out.size() == 1);
+    const pid_t sleeper = std::stoi(r.out[0]);
+    // Well past the grace period a cleanup would have used.
+    CHECK_FALSE(poll_until(
+        loop, [&] { return process_gone(sleeper); }, 1s));
+    CHECK(::kill(sleeper, SIGKILL) == 0);
+    CHECK(poll_until(
+        loop, [&] { return process_gone(sleeper); }, kDeadline));
+}
+
+TEST_CASE("ChildProcess: ProcessCleanup::None signals only the command on a timeout") {
+    EventLoop loop;
+    ChildSpec spec = shell("sleep 1000 & echo $!; exec sleep 60");
+    spec.cleanup = failoverd::ProcessCleanup::None;
+    spec.timeout = 1s;
+    const Run r = run(loop, spec);
+    CHECK(r.exit->timed_out);
+    CHECK(r.exit->signal == SIGTERM);
+    REQUIRE(r.out.size() == 1);
+    const pid_t sleeper = std::stoi(r.out[0]);
+    CHECK_FALSE(process_gone(sleeper));
+    CHECK(::kill(sleeper, SIGKILL) == 0);
+    CHECK(poll_until(
+        loop, [&] { return process_gone(sleeper); }, kDeadline));
 }
 
 TEST_CASE("ChildProcess: environment additions, PATH lookup and a clean signal mask") {

@@ -4,6 +4,7 @@
 #include "daemon/shell/hook_runner.hpp"
 
 #include <doctest/doctest.h>
+#include <signal.h>
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -267,4 +269,153 @@ TEST_CASE("HookRunner: terminate_all drops waiting runs and stops the running on
     CHECK(runner.counters().dropped == 2);
     CHECK(runner.counters().runs == 1);
     CHECK(runner.counters().failures == 1);
+}
+
+namespace {
+
+std::size_t count_of(const std::string& text, const std::string& what) {
+    std::size_t n = 0;
+    for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) {
+        ++n;
+    }
+    return n;
+}
+
+// Gone, or a zombie waiting for its new parent: either way it no longer runs.
+bool process_gone(pid_t pid) {
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string text;
+    if (!std::getline(stat, text)) {
+        return true;
+    }
+    const auto close = text.rfind(')');
+    return close != std::string::npos && close + 2 < text.size() && text[close + 2] == 'Z';
+}
+
+// Runs the loop until `done` or `max_wait`, waking every 10 ms to look.
+bool poll(EventLoop& loop, const std::function<bool()>& done, Duration max_wait) {
+    failoverd::Timer tick;
+    tick = failoverd::Timer(loop, [&tick] { tick.arm_after(10ms); });
+    tick.arm_after(10ms);
+    return loop.run_until(done, max_wait);
+}
+
+}  // namespace
+
+TEST_CASE("HookRunner: 8 MB of short lines log the first lines and one count of the rest") {
+    EventLoop loop;
+    TempDir dir;
+    LogCapture log;
+    HookRunner runner(loop, "node-a");
+    HookCommands commands;
+    commands.notify_master = {dir.script("flood.sh", "seq 1 1100000")};
+    runner.configure("web", commands, "");
+
+    runner.on_transition(HookEvent{"web", "MASTER", "BACKUP", "test"});
+    REQUIRE(loop.run_until([&] { return runner.idle(); }, kDeadline));
+    const std::string text = log.text();
+    const std::size_t per_run = runner.options().output_lines_per_run;
+    CHECK(count_of(text, "[web] hook notify_master stdout: ") == per_run);
+    CHECK(text.find("[web] hook notify_master stdout: 1\n") != std::string::npos);
+    CHECK(text.find("[web] hook notify_master stdout: 100\n") != std::string::npos);
+    CHECK(text.find("[web] hook notify_master stdout: 101\n") == std::string::npos);
+    // Every line the hook printed is either logged or counted.
+    CHECK(runner.counters().output_lines_not_logged == 1100000 - per_run);
+    CHECK(runner.counters("web").output_lines_not_logged == 1100000 - per_run);
+    CHECK(text.find("warning [web] hook notify_master output: 1099900 more lines (7.7 MB) not "
+                    "logged (limits: 100 lines per run;") != std::string::npos);
+    CHECK(count_of(text, "\n") < per_run + 5);
+    CHECK(text.find("[web] hook notify_master finished: exit 0") != std::string::npos);
+}
+
+TEST_CASE("HookRunner: across runs a hook's lines come from a bucket that refills slowly") {
+    EventLoop loop;
+    TempDir dir;
+    LogCapture log;
+    HookRunnerOptions options;
+    options.output_lines_burst = 5;
+    options.output_line_period = 1h;
+    HookRunner runner(loop, "node-a", options);
+    HookCommands commands;
+    commands.notify_master = {dir.script("three.sh", "echo a; echo b; echo c")};
+    commands.notify_backup = {dir.script("one.sh", "echo backup")};
+    runner.configure("web", commands, "");
+
+    for (int i = 0; i < 3; ++i) {
+        runner.on_transition(HookEvent{"web", "MASTER", "BACKUP", "up"});
+        runner.on_transition(HookEvent{"web", "BACKUP", "MASTER", "down"});
+    }
+    REQUIRE(loop.run_until([&] { return runner.idle(); }, kDeadline));
+    const std::string text = log.text();
+    CHECK(count_of(text, "[web] hook notify_master stdout: ") == 5);
+    CHECK(count_of(text, "[web] hook notify_master output: 1 more lines (2 B) not logged") == 1);
+    CHECK(count_of(text, "[web] hook notify_master output: 3 more lines (6 B) not logged") == 1);
+    // Each hook has its own bucket.
+    CHECK(count_of(text, "[web] hook notify_backup stdout: backup") == 3);
+    CHECK(runner.counters().output_lines_not_logged == 4);
+}
+
+TEST_CASE("HookRunner: hook output is logged escaped, never as raw bytes") {
+    EventLoop loop;
+    TempDir dir;
+    LogCapture log;
+    HookRunner runner(loop, "node-a");
+    HookCommands commands;
+    commands.notify_master = {
+        dir.script("binary.sh",
+                   "printf 'colour \\033[31mred\\033[0m, title \\033]0;x\\007, byte \\377, "
+                   "csi \\302\\233, ok caf\\303\\251\\n'; printf 'err\\033c' >&2")};
+    runner.configure("web", commands, "");
+
+    runner.on_transition(HookEvent{"web", "MASTER", "BACKUP", "test"});
+    REQUIRE(loop.run_until([&] { return runner.idle(); }, kDeadline));
+    const std::string text = log.text();
+    CHECK(text.find("[web] hook notify_master stdout: colour \\x1b[31mred\\x1b[0m, title "
+                    "\\x1b]0;x\\x07, byte \\xff, csi \\u009b, ok caf\xc3\xa9\n") !=
+          std::string::npos);
+    CHECK(text.find("[web] hook notify_master stderr: err\\x1bc\n") != std::string::npos);
+    CHECK(text.find('\x1b') == std::string::npos);
+    CHECK(text.find('\xff') == std::string::npos);
+}
+
+TEST_CASE("HookRunner: a hook's background process is terminated when the hook exits") {
+    EventLoop loop;
+    TempDir dir;
+    LogCapture log;
+    HookRunner runner(loop, "node-a");
+    HookCommands commands;
+    commands.notify_master = {
+        dir.script("spawn.sh", "sleep 1000 &\necho $! > " + dir.path() + "/sleeper")};
+    runner.configure("web", commands, "");
+
+    runner.on_transition(HookEvent{"web", "MASTER", "BACKUP", "test"});
+    REQUIRE(loop.run_until([&] { return runner.idle(); }, kDeadline));
+    const pid_t sleeper = std::stoi(dir.read("sleeper"));
+    CHECK(poll(
+        loop, [&] { return process_gone(sleeper); }, kDeadline));
+    CHECK(log.text().find("[web] hook notify_master left processes running: SIGTERM to its "
+                          "process group") != std::string::npos);
+}
+
+TEST_CASE("HookRunner: with hook_cleanup = none a hook's background process keeps running") {
+    EventLoop loop;
+    TempDir dir;
+    HookRunnerOptions options;
+    options.kill_grace = 100ms;
+    HookRunner runner(loop, "node-a", options);
+    HookCommands commands;
+    commands.notify_master = {
+        dir.script("daemon.sh", "sleep 1000 &\necho $! > " + dir.path() + "/sleeper")};
+    commands.cleanup = failoverd::ProcessCleanup::None;
+    runner.configure("web", commands, "");
+
+    runner.on_transition(HookEvent{"web", "MASTER", "BACKUP", "test"});
+    REQUIRE(loop.run_until([&] { return runner.idle(); }, kDeadline));
+    const pid_t sleeper = std::stoi(dir.read("sleeper"));
+    // Well past the grace period a cleanup would have used.
+    CHECK_FALSE(poll(
+        loop, [&] { return process_gone(sleeper); }, 1s));
+    CHECK(::kill(sleeper, SIGKILL) == 0);
+    CHECK(poll(
+        loop, [&] { return process_gone(sleeper); }, kDeadline));
 }

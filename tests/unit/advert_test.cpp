@@ -280,6 +280,25 @@ TEST_CASE("Advert: echoes round-trip and say for which boot an advert is fresh")
     CHECK_FALSE(advert_of(decode_advert(encode_advert(a, kKey), kKey)).fresh_for("web-2", 5));
 }
 
+TEST_CASE("Advert: BadField for a name that could not be echoed as it is") {
+    for (const char* name : {"web\x1b[2J", "web\xff", "we\\b", "web\n2", "web\xc2\x9b"}) {
+        CAPTURE(name);
+        Advert a = golden_master();
+        a.sender = name;
+        CHECK(drop_of(decode_advert(encode_advert(a, kKey), kKey)) == DropReason::BadField);
+        a = golden_master();
+        a.sender_provider_id = name;
+        CHECK(drop_of(decode_advert(encode_advert(a, kKey), kKey)) == DropReason::BadField);
+        a = golden_master();
+        a.priority = 0;
+        a.handover_target = name;
+        CHECK(drop_of(decode_advert(encode_advert(a, kKey), kKey)) == DropReason::BadField);
+    }
+    Advert a = golden_master();
+    a.sender = "n\xc5\x93ud-1";  // printable UTF-8 is fine
+    CHECK(advert_of(decode_advert(encode_advert(a, kKey), kKey)) == a);
+}
+
 TEST_CASE("Advert: the successor flag travels with a resign that names a target") {
     Advert a = golden_master();
     a.priority = 0;

@@ -414,6 +414,22 @@ TEST_CASE("config: a hook that is not executable") {
     CHECK(config.instances.at(0).notify_master == std::vector<std::string>{script, "--now"});
 }
 
+TEST_CASE("config: hook_cleanup is process-group by default, or none") {
+    TempDir dir;
+    const auto file = dir.path("failoverd.conf");
+    CHECK(parse_config(kInstance, file).instances.at(0).hook_cleanup ==
+          ProcessCleanup::ProcessGroup);
+    CHECK(parse_config(std::string(kInstance) + "hook_cleanup = none\n", file)
+              .instances.at(0)
+              .hook_cleanup == ProcessCleanup::None);
+    CHECK(parse_config(std::string(kInstance) + "hook_cleanup = process-group\n", file)
+              .instances.at(0)
+              .hook_cleanup == ProcessCleanup::ProcessGroup);
+    CHECK(errors_of(std::string(kInstance) + "hook_cleanup = process_group\n", file) ==
+          Lines{file + ":3: hook_cleanup: 'process_group' is not a hook cleanup; did you mean "
+                       "process-group? (allowed: process-group, none)"});
+}
+
 TEST_CASE("config: a key that does not belong to the check's type") {
     TempDir dir;
     const auto file = dir.path("failoverd.conf");

@@ -716,6 +716,8 @@ TEST_CASE("Node: a master whose adverts could not be sent re-reads when they go 
     c.handle("web-2", AdvertSendResult{"nope", 1, 0});
     CHECK(c.calls.empty());
     CHECK(c.notices.size() == 1);
+}
+
 TEST_CASE("Node: adverts echo the boots heard; only an advert echoing this boot is acted on") {
     Node a(spec("web-1", 200), t0);
     a.take_actions();
