@@ -398,7 +398,8 @@ api::ApiResponse openapi_response(long status, const std::string& name) {
 std::vector<std::string> list_entries(const std::string& body, const std::string& list_key,
                                       const std::string& item_key) {
     std::vector<std::string> out;
-    for (const auto& item : nlohmann::json::parse(body).at(list_key)) {
+    const auto doc = nlohmann::json::parse(body);
+    for (const auto& item : doc.at(list_key)) {
         out.push_back(nlohmann::json{{item_key, item}}.dump());
     }
     return out;
@@ -602,8 +603,8 @@ TEST_CASE(
          [] {
              // Header values arrive as text; a 429 carrying them waits until the reset.
              api::ApiResponse r = openapi_response(429, "error_429_too_many_requests.json");
-             for (const auto& [k, v] :
-                  nlohmann::json::parse(openapi("ratelimit_headers.json")).items()) {
+             const auto headers = nlohmann::json::parse(openapi("ratelimit_headers.json"));
+             for (const auto& [k, v] : headers.items()) {
                  r.headers[k] = v.is_string() ? v.get<std::string>() : v.dump();
              }
              const auto limit = api::parse_rate_limit(r.headers);
