@@ -9,6 +9,7 @@
 #include "cli/check_command.hpp"
 #include "cli/status_command.hpp"
 #include "daemon/config.hpp"
+#include "daemon/shell/command_line.hpp"
 
 namespace failoverd::cli {
 
@@ -50,19 +51,20 @@ std::optional<std::string> optional_string(const po::variables_map& vm, const ch
     return vm[key].as<std::string>();
 }
 
-// Parses, resolves the socket, sends `request` (completed by `fill`) and prints the result.
+// Parses, resolves the socket, sends the request `build` makes and, once the daemon accepted
+// it, prints what `done` says (nothing is sent or printed after --help).
 int run(const char* name, const std::vector<std::string>& args, const po::options_description& desc,
         const std::string& usage, const char* positional, int max_positional, std::ostream& out,
         std::ostream& err,
-        const std::function<std::optional<json>(const po::variables_map&, std::string&)>& build) {
+        const std::function<std::optional<json>(const po::variables_map&, std::string&)>& build,
+        const std::function<std::string()>& done) {
     po::options_description all = desc;
     all.add_options()(positional, po::value<std::vector<std::string>>());
     po::positional_options_description pos;
     pos.add(positional, max_positional);
     po::variables_map vm;
     try {
-        po::store(po::command_line_parser(args).options(all).positional(pos).run(), vm);
-        po::notify(vm);
+        parse_command_line(args, all, vm, &pos);
     } catch (const po::error& e) {
         err << "failoverctl " << name << ": " << e.what() << "\n" << usage;
         return kExitUsage;
@@ -96,6 +98,7 @@ int run(const char* name, const std::vector<std::string>& args, const po::option
             << "\n";
         return kExitFailed;
     }
+    out << done() << "\n";
     return kExitOk;
 }
 
@@ -115,24 +118,21 @@ std::string handover_usage() {
 }
 
 int handover_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
-    const int code =
-        run("handover", args, handover_options(), handover_usage(), "instance", 2, out, err,
-            [](const po::variables_map& vm, std::string& problem) -> std::optional<json> {
-                const auto words = positionals(vm, "instance");
-                if (words.size() != 1) {
-                    problem = "give exactly one INSTANCE";
-                    return std::nullopt;
-                }
-                json request{{"command", "handover"}, {"instance", words[0]}};
-                if (vm.count("to")) {
-                    request["to"] = vm["to"].as<std::string>();
-                }
-                return request;
-            });
-    if (code == kExitOk) {
-        out << "handover requested\n";
-    }
-    return code;
+    return run(
+        "handover", args, handover_options(), handover_usage(), "instance", 2, out, err,
+        [](const po::variables_map& vm, std::string& problem) -> std::optional<json> {
+            const auto words = positionals(vm, "instance");
+            if (words.size() != 1) {
+                problem = "give exactly one INSTANCE";
+                return std::nullopt;
+            }
+            json request{{"command", "handover"}, {"instance", words[0]}};
+            if (vm.count("to")) {
+                request["to"] = vm["to"].as<std::string>();
+            }
+            return request;
+        },
+        [] { return std::string("handover requested"); });
 }
 
 std::string maintenance_usage() {
@@ -147,21 +147,18 @@ std::string maintenance_usage() {
 int maintenance_command(const std::vector<std::string>& args, std::ostream& out,
                         std::ostream& err) {
     bool on = false;
-    const int code =
-        run("maintenance", args, maintenance_options(), maintenance_usage(), "state", 2, out, err,
-            [&on](const po::variables_map& vm, std::string& problem) -> std::optional<json> {
-                const auto words = positionals(vm, "state");
-                if (words.size() != 1 || (words[0] != "on" && words[0] != "off")) {
-                    problem = "give on or off";
-                    return std::nullopt;
-                }
-                on = words[0] == "on";
-                return json{{"command", "maintenance"}, {"on", on}};
-            });
-    if (code == kExitOk) {
-        out << "maintenance " << (on ? "on" : "off") << "\n";
-    }
-    return code;
+    return run(
+        "maintenance", args, maintenance_options(), maintenance_usage(), "state", 2, out, err,
+        [&on](const po::variables_map& vm, std::string& problem) -> std::optional<json> {
+            const auto words = positionals(vm, "state");
+            if (words.size() != 1 || (words[0] != "on" && words[0] != "off")) {
+                problem = "give on or off";
+                return std::nullopt;
+            }
+            on = words[0] == "on";
+            return json{{"command", "maintenance"}, {"on", on}};
+        },
+        [&on] { return std::string("maintenance ") + (on ? "on" : "off"); });
 }
 
 }  // namespace failoverd::cli

@@ -11,11 +11,13 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <regex>
 #include <sstream>
 #include <stdexcept>
 
 #include "daemon/config.hpp"
 #include "daemon/core/rng.hpp"
+#include "daemon/shell/command_line.hpp"
 #include "daemon/shell/curl_multi.hpp"
 #include "daemon/shell/event_loop.hpp"
 #include "health/check_runner.hpp"
@@ -125,84 +127,155 @@ std::string default_docker_socket() {
     return value.substr(scheme.size());
 }
 
-CheckConfig adhoc_base(std::string name, CheckType type, Duration timeout) {
-    CheckConfig c;
-    c.name = std::move(name);
-    c.type = type;
-    c.timeout = timeout;
-    c.interval = kAdHocInterval;
-    c.rise = 1;
-    c.fall = 1;
-    return c;
+// Options that stand for config keys are written as [check.NAME] sections and parsed by the
+// config layer, so each takes exactly what its key takes, with the same message. Each line
+// remembers the option it came from, and the messages name the option instead.
+class OptionsAsConfig {
+  public:
+    void section(const std::string& name, const char* type, const std::string& option) {
+        line("[check." + name + "]", option);
+        line(std::string("type = ") + type, option);
+    }
+
+    void key(const std::string& key, const std::string& value, const std::string& option) {
+        if (value.find_first_of(std::string("\n\r\0", 3)) != std::string::npos) {
+            throw UsageError(option + ": must be one line");
+        }
+        line(key + " = " + value, option);
+    }
+
+    std::vector<CheckConfig> parse() const {
+        try {
+            return parse_config(text_, "failoverctl check", ConfigScope::Checks).checks;
+        } catch (const ConfigErrors& e) {
+            std::string message;
+            for (const auto& error : e.errors()) {
+                message += (message.empty() ? "" : "\nfailoverctl check: ") +
+                           option_of(error.line, error.key) + ": " + name_options(error.message);
+            }
+            throw UsageError(message);
+        }
+    }
+
+  private:
+    void line(const std::string& text, const std::string& option) {
+        text_ += text + "\n";
+        options_.push_back(option);
+    }
+
+    std::string option_of(int line, const std::string& key) const {
+        if (line >= 1 && static_cast<std::size_t>(line) <= options_.size()) {
+            return options_[static_cast<std::size_t>(line) - 1];
+        }
+        return key;
+    }
+
+    // "cannot be combined with expect at line 3" -> "... with --docker-expect".
+    std::string name_options(const std::string& message) const {
+        static const std::regex at_line(R"(\b[a-z_]+ at line (\d+))");
+        std::string out;
+        auto from = message.cbegin();
+        for (std::sregex_iterator it(message.begin(), message.end(), at_line), last; it != last;
+             ++it) {
+            out.append(from, message.cbegin() + it->position());
+            out += option_of(std::stoi((*it)[1]), it->str());
+            from = message.cbegin() + it->position() + it->length();
+        }
+        out.append(from, message.cend());
+        return out;
+    }
+
+    std::string text_;
+    std::vector<std::string> options_;
+};
+
+struct RoundOptions {
+    std::optional<Duration> interval;
+    std::optional<Duration> timeout;
+};
+
+// --interval and --timeout take what a check's interval and timeout keys take (timeout at most
+// interval when both are given): the config layer judges them on a section that is parsed and
+// never run.
+RoundOptions round_options(const po::variables_map& vm) {
+    if (!vm.count("interval") && !vm.count("timeout")) {
+        return {};
+    }
+    OptionsAsConfig as_config;
+    as_config.section("options", "tcp", "--interval");
+    as_config.key("target", "127.0.0.1:9", "--interval");
+    as_config.key("interval", vm.count("interval") ? vm["interval"].as<std::string>() : "1h",
+                  "--interval");
+    if (vm.count("timeout")) {
+        as_config.key("timeout", vm["timeout"].as<std::string>(), "--timeout");
+    }
+    const auto parsed = as_config.parse().front();
+    RoundOptions out;
+    if (vm.count("interval")) {
+        out.interval = parsed.interval;
+    }
+    if (vm.count("timeout")) {
+        out.timeout = parsed.timeout;
+    }
+    return out;
 }
 
-std::vector<CheckConfig> adhoc_checks(const po::variables_map& vm) {
-    const Duration timeout = vm.count("timeout") ? duration_option(vm, "timeout") : kAdHocTimeout;
-    std::vector<CheckConfig> checks;
-
+std::vector<CheckConfig> adhoc_checks(const po::variables_map& vm, const RoundOptions& round) {
+    OptionsAsConfig as_config;
     const bool docker = vm.count("docker-expect") || vm.count("docker-min") ||
                         vm.count("docker-label") || vm.count("docker-name") ||
                         vm.count("docker-socket") || vm["docker-ignore-health"].as<bool>();
     if (docker) {
-        CheckConfig c = adhoc_base("docker", CheckType::Docker, timeout);
+        as_config.section("docker", "docker", "--docker-expect");
         if (vm.count("docker-expect")) {
-            c.expect = vm["docker-expect"].as<int>();
-            if (*c.expect < 0) {
-                throw UsageError("--docker-expect: must be 0 or more");
-            }
+            as_config.key("expect", std::to_string(vm["docker-expect"].as<int>()),
+                          "--docker-expect");
         }
         if (vm.count("docker-min")) {
-            c.min = vm["docker-min"].as<int>();
-            if (*c.min < 0) {
-                throw UsageError("--docker-min: must be 0 or more");
-            }
+            as_config.key("min", std::to_string(vm["docker-min"].as<int>()), "--docker-min");
+        } else if (!vm.count("docker-expect")) {
+            // Neither: at least one running, which min = 1 passes the same way.
+            as_config.key("min", "1", "--docker-min");
         }
         for (const auto& label : strings(vm, "docker-label")) {
-            if (label.empty() || label.front() == '=') {
-                throw UsageError("--docker-label: '" + label + "' is not KEY or KEY=VALUE");
-            }
-            c.docker_labels.push_back(label);
+            as_config.key("label", label, "--docker-label");
         }
         if (vm.count("docker-name")) {
-            c.docker_name_pattern = vm["docker-name"].as<std::string>();
+            as_config.key("name", vm["docker-name"].as<std::string>(), "--docker-name");
         }
-        c.docker_socket = vm.count("docker-socket") ? vm["docker-socket"].as<std::string>()
-                                                    : default_docker_socket();
-        c.require_healthy = !vm["docker-ignore-health"].as<bool>();
-        checks.push_back(std::move(c));
+        as_config.key("socket",
+                      vm.count("docker-socket") ? vm["docker-socket"].as<std::string>()
+                                                : default_docker_socket(),
+                      "--docker-socket");
+        as_config.key("require_healthy", vm["docker-ignore-health"].as<bool>() ? "false" : "true",
+                      "--docker-ignore-health");
     }
-
     const auto urls = strings(vm, "http");
     for (std::size_t i = 0; i < urls.size(); ++i) {
-        if (urls[i].rfind("http://", 0) != 0 && urls[i].rfind("https://", 0) != 0) {
-            throw UsageError("--http: '" + urls[i] + "' is not an http:// or https:// URL");
-        }
-        CheckConfig c = adhoc_base(adhoc_name("http", i, urls.size()), CheckType::Http, timeout);
-        c.url = urls[i];
-        checks.push_back(std::move(c));
+        as_config.section(adhoc_name("http", i, urls.size()), "http", "--http");
+        as_config.key("url", urls[i], "--http");
     }
-
     const auto targets = strings(vm, "tcp");
     for (std::size_t i = 0; i < targets.size(); ++i) {
-        const auto endpoint = parse_endpoint(targets[i]);
-        if (!endpoint) {
-            throw UsageError("--tcp: '" + targets[i] + "' is not HOST:PORT");
-        }
-        CheckConfig c = adhoc_base(adhoc_name("tcp", i, targets.size()), CheckType::Tcp, timeout);
-        c.target = *endpoint;
-        checks.push_back(std::move(c));
+        as_config.section(adhoc_name("tcp", i, targets.size()), "tcp", "--tcp");
+        as_config.key("target", targets[i], "--tcp");
     }
-
     const auto commands = strings(vm, "exec");
     for (std::size_t i = 0; i < commands.size(); ++i) {
-        auto argv = split_command(commands[i]);
-        if (!argv || argv->empty()) {
-            throw UsageError("--exec: '" + commands[i] + "' is not a command (unbalanced quotes?)");
+        as_config.section(adhoc_name("exec", i, commands.size()), "exec", "--exec");
+        as_config.key("command", commands[i], "--exec");
+    }
+
+    auto checks = as_config.parse();
+    for (auto& c : checks) {
+        if (c.type == CheckType::Docker && !vm.count("docker-min")) {
+            c.min.reset();
         }
-        CheckConfig c =
-            adhoc_base(adhoc_name("exec", i, commands.size()), CheckType::Exec, timeout);
-        c.command = std::move(*argv);
-        checks.push_back(std::move(c));
+        c.timeout =
+            round.timeout.value_or(std::min(kAdHocTimeout, round.interval.value_or(kAdHocTimeout)));
+        c.interval = round.interval.value_or(std::max(kAdHocInterval, c.timeout));
+        c.rise = 1;
+        c.fall = 1;
     }
     return checks;
 }
@@ -293,8 +366,7 @@ std::string check_usage() {
 int check_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
     po::variables_map vm;
     try {
-        po::store(po::command_line_parser(args).options(options()).run(), vm);
-        po::notify(vm);
+        parse_command_line(args, options(), vm);
     } catch (const po::error& e) {
         err << "failoverctl check: " << e.what() << "\nTry 'failoverctl check --help'.\n";
         return kExitUsage;
@@ -313,9 +385,8 @@ int check_command(const std::vector<std::string>& args, std::ostream& out, std::
         if (vm.count("wait")) {
             wait = duration_option(vm, "wait");
         }
-        if (vm.count("interval")) {
-            interval = duration_option(vm, "interval");
-        }
+        const RoundOptions round = round_options(vm);
+        interval = round.interval;
         if (vm.count("repeat")) {
             repeat = vm["repeat"].as<int>();
             if (repeat < 1) {
@@ -332,7 +403,7 @@ int check_command(const std::vector<std::string>& args, std::ostream& out, std::
                     "--config cannot be combined with ad-hoc checks (--docker-*, "
                     "--http, --tcp, --exec)");
             }
-            checks = select_checks(adhoc_checks(vm), names, "the ad-hoc checks");
+            checks = select_checks(adhoc_checks(vm, round), names, "the ad-hoc checks");
         } else {
             const std::string path =
                 vm.count("config") ? vm["config"].as<std::string>() : kDefaultConfigPath;
@@ -348,10 +419,9 @@ int check_command(const std::vector<std::string>& args, std::ostream& out, std::
                 throw UsageError(path + " has no [check.NAME] sections");
             }
             checks = select_checks(config.checks, names, path);
-            if (vm.count("timeout")) {
-                const Duration timeout = duration_option(vm, "timeout");
+            if (round.timeout) {
                 for (auto& c : checks) {
-                    c.timeout = timeout;
+                    c.timeout = *round.timeout;
                 }
             }
         }

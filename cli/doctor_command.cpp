@@ -20,6 +20,7 @@
 #include "cli/check_command.hpp"
 #include "cli/status_command.hpp"
 #include "daemon/config.hpp"
+#include "daemon/shell/command_line.hpp"
 #include "daemon/shell/control_socket.hpp"
 #include "provider/digitalocean_api.hpp"
 
@@ -38,8 +39,9 @@ constexpr Duration kMetadataTimeout = std::chrono::seconds(2);  // go-metadata's
 constexpr Duration kDockerTimeout = std::chrono::seconds(2);
 constexpr Duration kControlTimeout = std::chrono::seconds(5);
 constexpr std::size_t kMaxBody = 4 * 1024 * 1024;
+// droplet:read also lets a reserved IP's reply say which droplet holds it.
 constexpr const char* kTokenScopes =
-    "reserved_ip:read and reserved_ip:update (plus droplet:read for peers_from_tag)";
+    "reserved_ip:read, reserved_ip:update and droplet:read (plus tag:read for peers_from_tag)";
 
 enum class Verdict { Ok, Fail, Skip };
 
@@ -524,7 +526,14 @@ class Doctor {
                                 : "try again; if it persists check api_base_url");
             return;
         }
-        std::string holder = "unassigned";
+        if (!ip->holder_shown) {
+            add("holder " + i.name, Verdict::Fail,
+                "the answer for " + i.reserved_ip +
+                    " has no droplet, so failoverd cannot tell who holds it and will not move it",
+                "add droplet:read to the token (create a token with " + std::string(kTokenScopes) +
+                    ")");
+        }
+        std::string holder = ip->holder_shown ? "unassigned" : "holder unknown";
         if (ip->holder) {
             holder = "held by droplet " + std::to_string(*ip->holder);
             if (droplet_id_ && *ip->holder == *droplet_id_) {
@@ -597,7 +606,8 @@ class Doctor {
             if (!list) {
                 add("peers from tag", Verdict::Fail,
                     "cannot list droplets tagged " + tag + ": " + how,
-                    r.status == 403 ? "add droplet:read to the token"
+                    r.status == 403 ? "listing droplets by tag needs droplet:read and tag:read: "
+                                      "add them to the token"
                                     : "try again; if it persists check api_base_url");
                 return;
             }
@@ -844,8 +854,7 @@ std::string doctor_usage() {
 int doctor_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
     po::variables_map vm;
     try {
-        po::store(po::command_line_parser(args).options(options()).run(), vm);
-        po::notify(vm);
+        parse_command_line(args, options(), vm);
     } catch (const po::error& e) {
         err << "failoverctl doctor: " << e.what() << "\n" << doctor_usage();
         return kExitUsage;

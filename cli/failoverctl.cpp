@@ -19,7 +19,7 @@ namespace po = boost::program_options;
 using failoverd::cli::kExitUsage;
 
 const char* const kUsage =
-    "Usage: failoverctl [--help] [--version] COMMAND [ARGS...]\n"
+    "Usage: failoverctl [-h|--help] [-V|--version] COMMAND [ARGS...]\n"
     "\n"
     "Commands:\n"
     "  check    run health checks once or until they pass (failoverctl check --help)\n"
@@ -45,7 +45,7 @@ int main(int argc, char** argv) {
         ++command_index;
     }
     po::options_description global("Options");
-    global.add_options()("help,h", "show this help")("version", "print the version");
+    global.add_options()("help,h", "show this help")("version,V", "print the version and commit");
     po::variables_map vm;
     try {
         po::store(po::command_line_parser(command_index, argv).options(global).run(), vm);
@@ -54,7 +54,8 @@ int main(int argc, char** argv) {
         return usage_error(e.what());
     }
     if (vm.count("version")) {
-        std::cout << "failoverctl " << FAILOVERD_VERSION << "\n";
+        std::cout << "failoverctl " << FAILOVERD_VERSION << " (commit " << FAILOVERD_COMMIT
+                  << ")\n";
         return 0;
     }
     if (vm.count("help")) {

@@ -15,6 +15,7 @@
 #include "cli/check_command.hpp"
 #include "daemon/config.hpp"
 #include "daemon/shell/child_process.hpp"
+#include "daemon/shell/command_line.hpp"
 #include "daemon/shell/event_loop.hpp"
 
 namespace failoverd::cli {
@@ -728,8 +729,7 @@ int rollout_command(const std::vector<std::string>& args, std::ostream& out, std
     po::variables_map vm;
     Options options;
     try {
-        po::store(po::command_line_parser(args).options(rollout_options()).run(), vm);
-        po::notify(vm);
+        parse_command_line(args, rollout_options(), vm);
         if (vm.count("help")) {
             out << rollout_usage();
             return kExitOk;

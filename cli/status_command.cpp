@@ -9,6 +9,7 @@
 
 #include "cli/check_command.hpp"
 #include "daemon/config.hpp"
+#include "daemon/shell/command_line.hpp"
 #include "daemon/shell/control_socket.hpp"
 
 namespace failoverd::cli {
@@ -93,7 +94,9 @@ std::uint64_t number(const json& j, const char* key) {
 void print_holder(const json& p, std::ostream& out) {
     out << "  IP holder: ";
     if (!p.contains("holder") || !p["holder"].is_string()) {
-        out << "not read yet";
+        // Read, but the reply did not name a holder (a DigitalOcean token without droplet:read).
+        const bool read = p.contains("last_read_s_ago") && p["last_read_s_ago"].is_number();
+        out << (read ? "unknown (the provider's reply does not say)" : "not read yet");
     } else if (p["holder"].get<std::string>().empty()) {
         out << "nobody (unassigned)";
     } else {
@@ -172,8 +175,7 @@ std::string status_usage() {
 int status_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
     po::variables_map vm;
     try {
-        po::store(po::command_line_parser(args).options(options()).run(), vm);
-        po::notify(vm);
+        parse_command_line(args, options(), vm);
     } catch (const po::error& e) {
         err << "failoverctl status: " << e.what() << "\n" << status_usage();
         return kExitUsage;

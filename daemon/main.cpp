@@ -4,8 +4,10 @@
 #include <boost/program_options.hpp>
 #include <iostream>
 #include <string>
+#include <vector>
 
 #include "daemon/config.hpp"
+#include "daemon/shell/command_line.hpp"
 #include "daemon/shell/daemon.hpp"
 
 namespace {
@@ -34,14 +36,14 @@ int main(int argc, char** argv) {
          "validate the configuration, print a one-line summary and exit "
          "(0 valid, 2 not; every problem is printed as FILE:LINE: key: ...)")  //
         ("log-level", po::value<std::string>()->default_value("info"),
-         "trace, debug, info, warn, error, critical or off")  //
-        ("version", "print the version and exit")             //
-        ("help", "print this help and exit");
+         "trace, debug, info, warn, error, critical or off")    //
+        ("version,V", "print the version and commit and exit")  //
+        ("help,h", "print this help and exit");
 
     po::variables_map args;
     try {
-        po::store(po::command_line_parser(argc, argv).options(options).run(), args);
-        po::notify(args);
+        failoverd::parse_command_line(std::vector<std::string>(argv + 1, argv + argc), options,
+                                      args);
     } catch (const po::error& e) {
         std::cerr << "failoverd: " << e.what() << "\nTry 'failoverd --help'.\n";
         return kExitUsage;
@@ -51,7 +53,7 @@ int main(int argc, char** argv) {
         return 0;
     }
     if (args.count("version") != 0) {
-        std::cout << "failoverd " << FAILOVERD_VERSION << '\n';
+        std::cout << "failoverd " << FAILOVERD_VERSION << " (commit " << FAILOVERD_COMMIT << ")\n";
         return 0;
     }
     const auto log_level = args["log-level"].as<std::string>();

@@ -2,7 +2,9 @@
 #include "health/docker_verdict.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <nlohmann/json.hpp>
+#include <utility>
 
 namespace failoverd::health {
 
@@ -62,6 +64,25 @@ std::string string_field(const nlohmann::json& item, const char* key) {
     return it != item.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
+// Stopped containers for a reason: those this check knew first, then the most recently
+// stopped, then those that never ran, by name within each.
+bool stopped_earlier_in_reason(const DockerContainer& a, bool a_known, const DockerContainer& b,
+                               bool b_known) {
+    if (a_known != b_known) {
+        return a_known;
+    }
+    const auto age = [](const DockerContainer& c) {
+        return c.stopped_seconds_ago.value_or(std::numeric_limits<long long>::max());
+    };
+    if (age(a) != age(b)) {
+        return age(a) < age(b);
+    }
+    if (a.created != b.created) {
+        return a.created > b.created;
+    }
+    return a.name < b.name;
+}
+
 }  // namespace
 
 ContainerHealth parse_health(std::string_view status) {
@@ -75,6 +96,56 @@ ContainerHealth parse_health(std::string_view status) {
         return ContainerHealth::Starting;
     }
     return ContainerHealth::None;
+}
+
+std::optional<long long> parse_stopped_ago(std::string_view status) {
+    constexpr std::string_view suffix = " ago";
+    if (status.size() < suffix.size() || status.substr(status.size() - suffix.size()) != suffix) {
+        return std::nullopt;
+    }
+    status.remove_suffix(suffix.size());
+    // "Exited (137) 2 minutes": the age follows the exit code, when there is one.
+    std::string_view age;
+    if (const auto paren = status.find(") "); paren != std::string_view::npos) {
+        age = status.substr(paren + 2);
+    } else if (const auto space = status.find(' '); space != std::string_view::npos) {
+        age = status.substr(space + 1);
+    } else {
+        return std::nullopt;
+    }
+    if (age == "Less than a second") {
+        return 0;
+    }
+    if (age == "About a minute") {
+        return 60;
+    }
+    if (age == "About an hour") {
+        return 3600;
+    }
+    static const std::pair<std::string_view, long long> units[] = {
+        {"second", 1},       {"minute", 60},        {"hour", 3600},       {"day", 86400},
+        {"week", 7 * 86400}, {"month", 30 * 86400}, {"year", 365 * 86400}};
+    const auto space = age.find(' ');
+    if (space == std::string_view::npos || space == 0) {
+        return std::nullopt;
+    }
+    long long count = 0;
+    for (const char ch : age.substr(0, space)) {
+        if (ch < '0' || ch > '9' || count > 1000000) {
+            return std::nullopt;
+        }
+        count = count * 10 + (ch - '0');
+    }
+    std::string_view unit = age.substr(space + 1);
+    if (!unit.empty() && unit.back() == 's') {
+        unit.remove_suffix(1);
+    }
+    for (const auto& [name, seconds] : units) {
+        if (unit == name) {
+            return count * seconds;
+        }
+    }
+    return std::nullopt;
 }
 
 std::variant<std::vector<DockerContainer>, std::string> parse_containers(std::string_view body) {
@@ -112,6 +183,13 @@ std::variant<std::vector<DockerContainer>, std::string> parse_containers(std::st
             }
         }
         c.health = parse_health(c.status);
+        if (!c.running()) {
+            c.stopped_seconds_ago = parse_stopped_ago(c.status);
+        }
+        const auto created = item.find("Created");
+        if (created != item.end() && created->is_number_integer()) {
+            c.created = created->get<long long>();
+        }
         out.push_back(std::move(c));
     }
     return out;
@@ -162,7 +240,7 @@ DockerVerdict evaluate_containers(const std::vector<DockerContainer>& containers
                                   const std::set<std::string>& known_names) {
     DockerVerdict v;
     std::set<std::string> listed;
-    std::vector<std::string> not_running;
+    std::vector<const DockerContainer*> not_running;
     for (const auto& c : containers) {
         if (!selector.matches(c)) {
             continue;
@@ -170,11 +248,7 @@ DockerVerdict evaluate_containers(const std::vector<DockerContainer>& containers
         ++v.matched;
         listed.insert(c.name);
         if (!c.running()) {
-            // Without a selector every old exited container on the host would be "missing";
-            // then only the ones this check has seen running are named.
-            if (!selector.empty() || known_names.count(c.name) > 0) {
-                not_running.push_back(c.name);
-            }
+            not_running.push_back(&c);
             continue;
         }
         ++v.running;
@@ -196,13 +270,28 @@ DockerVerdict evaluate_containers(const std::vector<DockerContainer>& containers
                                  (expect.min && v.running < *expect.min) ||
                                  (!expect.expect && !expect.min && v.running < 1);
     if (short_of_target) {
-        v.missing = not_running;
         for (const auto& name : known_names) {
             if (listed.count(name) == 0) {
                 v.missing.push_back(name);
             }
         }
-        std::sort(v.missing.begin(), v.missing.end());
+        const auto known = [&known_names](const DockerContainer* c) {
+            return known_names.count(c->name) > 0;
+        };
+        std::stable_sort(not_running.begin(), not_running.end(),
+                         [&known](const DockerContainer* a, const DockerContainer* b) {
+                             return stopped_earlier_in_reason(*a, known(a), *b, known(b));
+                         });
+        const int target = std::max({expect.expect.value_or(0), expect.min.value_or(0), 1});
+        const std::size_t short_by = static_cast<std::size_t>(target - v.running);
+        for (const auto* c : not_running) {
+            // Without a selector every old exited container on the host is listed: name only
+            // as many as are missing (the most recent), and every one this check knew.
+            if (selector.empty() && !known(c) && v.missing.size() >= short_by) {
+                break;
+            }
+            v.missing.push_back(c->name);
+        }
     }
     const bool health_ok = !expect.require_healthy || (v.unhealthy.empty() && v.starting.empty());
     v.ok = count_ok && health_ok;

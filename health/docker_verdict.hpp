@@ -37,12 +37,21 @@ struct DockerContainer {
     std::string status;  // "Up 5 minutes (healthy)"
     std::map<std::string, std::string> labels;
     ContainerHealth health = ContainerHealth::None;
+    // How long ago it stopped, from "Exited (137) 2 minutes ago" (the list has no finish time
+    // of its own); nullopt when it never ran, is running, or the Status says no time.
+    std::optional<long long> stopped_seconds_ago;
+    long long created = 0;  // "Created", Unix seconds
 
     bool running() const { return state == "running"; }
 };
 
 // "Up 5 minutes (healthy)" -> Healthy, "(unhealthy)", "(health: starting)", else None.
 ContainerHealth parse_health(std::string_view status);
+
+// The age in a stopped container's Status, in seconds, as the Engine rounds it (Docker's
+// HumanDuration): "Exited (0) Less than a second ago" -> 0, "About a minute ago" -> 60,
+// "3 hours ago" -> 10800. nullopt when Status carries no "... ago".
+std::optional<long long> parse_stopped_ago(std::string_view status);
 
 // Parses the JSON array the Engine returns; on failure, a reason for operators.
 std::variant<std::vector<DockerContainer>, std::string> parse_containers(std::string_view body);
@@ -92,9 +101,12 @@ struct DockerVerdict {
     std::vector<std::string> starting;
 };
 
-// Judges one listing (made with all=1, so stopped containers are in it). `known_names` are
-// containers this check has seen running before: when the count is short, those that are no
-// longer running or no longer listed are named as missing, so the reason says which one went.
+// Judges one listing (made with all=1, so stopped containers are in it). When the count is
+// short, the reason names the stopped containers, the most recently stopped first: with a
+// selector every selected one; without one (every container on the host counts) only as many
+// as are missing, so old leftovers do not drown the line. `known_names` are containers this
+// check has seen running before: those no longer running or no longer listed are always
+// named, first.
 DockerVerdict evaluate_containers(const std::vector<DockerContainer>& containers,
                                   const DockerSelector& selector, const DockerExpectation& expect,
                                   const std::set<std::string>& known_names = {});

@@ -382,6 +382,7 @@ std::optional<ReservedIp> parse_reserved_ip(std::string_view body) {
         out.locked = locked->get<bool>();
     }
     const auto droplet = root->find("droplet");
+    out.holder_shown = droplet != root->end();
     if (droplet != root->end() && !droplet->is_null()) {
         const auto d = droplet_from(*droplet);
         if (!d) {
@@ -493,6 +494,7 @@ ProviderReplied classify(ProviderOp op, const ApiResponse& response, std::int64_
                 return unreadable("reserved IP");
             }
             r.holder = ip->holder ? std::to_string(*ip->holder) : std::string();
+            r.holder_known = ip->holder_shown;
             r.locked = ip->locked;
             return r;
         }

@@ -94,6 +94,9 @@ struct ReservedIp {
     std::string ip;
     std::string region;                  // slug; empty when absent
     std::optional<std::int64_t> holder;  // droplet id; nullopt when unassigned or not shown
+    // The "droplet" key is there ("droplet": null is unassigned). The API leaves it out for a
+    // token without droplet:read: then the holder is unknown, not "nobody".
+    bool holder_shown = false;
     bool locked = false;
 };
 // {"reserved_ip": {...}} or the legacy {"floating_ip": {...}}; nullopt when malformed.

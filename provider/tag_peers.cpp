@@ -50,7 +50,7 @@ class TagPeerDiscovery : public std::enable_shared_from_this<TagPeerDiscovery> {
                 break;
             case ProviderOutcome::Unauthorized:
                 fail(what + ": the API refused the token (" + c.detail +
-                     "); it needs droplet:read");
+                     "); it needs droplet:read and tag:read");
                 return;
             case ProviderOutcome::NotFound:
             case ProviderOutcome::Rejected:

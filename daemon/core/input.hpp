@@ -81,6 +81,9 @@ struct ProviderReplied {
     std::uint64_t request_id = 0;
     ProviderOutcome outcome = ProviderOutcome::Transient;
     std::string holder;  // provider identity of the holder; empty = unassigned
+    // False when the reply does not say who holds the IP (DigitalOcean leaves the droplet out
+    // for a token without droplet:read): nothing may be concluded from `holder` then.
+    bool holder_known = true;
     bool locked = false;
     std::string action_id;
     ActionStatus action_status = ActionStatus::Pending;

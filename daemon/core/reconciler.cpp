@@ -358,12 +358,25 @@ void Reconciler::on_assign_unknown(const ProviderReplied& reply, ReconcilerConte
 
 void Reconciler::on_holder(const ProviderReplied& reply, int my_priority, const PeerTable& peers,
                            ReconcilerContext ctx, Instant sent_at, Instant now) {
+    status_.last_read_at = now;
+    status_.holder_locked = reply.locked;
+    if (!reply.holder_known) {
+        // Neither "nobody" nor "us": assigning could take the IP from a live master, settling
+        // could leave it nowhere. Keep reading; only a reply that names the holder decides.
+        status_.observed_holder.clear();
+        status_.holder_known = false;
+        status_.note =
+            "holder unknown: the provider's reply does not say who holds the IP (a "
+            "DigitalOcean token needs droplet:read): not assigning, reading again in " +
+            format_duration(config_.reconcile_interval);
+        next_routine_ = true;
+        schedule(Step::ReadHolder, now + config_.reconcile_interval, ReconcilePhase::Waiting);
+        return;
+    }
     reset_backoff();
     const bool was_holder = status_.holder_known && status_.observed_holder == reply.holder;
     status_.observed_holder = reply.holder;
     status_.holder_known = true;
-    status_.holder_locked = reply.locked;
-    status_.last_read_at = now;
     const std::string& holder = reply.holder;
 
     holds_ip_ = holder == config_.self_provider_id;
@@ -483,6 +496,14 @@ void Reconciler::on_assign(const ProviderReplied& reply, Instant now) {
         return;
     }
     status_.action_id = reply.action_id;
+    if (reply.action_status == ActionStatus::Completed) {
+        // The 201 itself says the move is done (DigitalOcean's own example): verify at once.
+        claimed_ = true;
+        ++status_.moves_confirmed;
+        action_started_.reset();
+        schedule(Step::ReadHolder, now, ReconcilePhase::Checking);
+        return;
+    }
     action_started_ = now;
     schedule(Step::ReadAction, now + config_.action_poll_interval, ReconcilePhase::PollingAction);
 }

@@ -541,9 +541,10 @@ void Daemon::log_provider_changes() {
             }
         }
         if (!r.note.empty() && stem(r.note) != seen.note) {
-            spdlog::log(
-                r.phase == ReconcilePhase::Yielding ? spdlog::level::warn : spdlog::level::info,
-                "{}: {}", what, r.note);
+            const bool holder_unknown = r.last_read_at && !r.holder_known;
+            spdlog::log(r.phase == ReconcilePhase::Yielding || holder_unknown ? spdlog::level::warn
+                                                                              : spdlog::level::info,
+                        "{}: {}", what, r.note);
         }
         if (!r.action_id.empty() && r.action_id != seen.action_id) {
             spdlog::info("{}: assign requested (action {})", what, r.action_id);

@@ -81,7 +81,23 @@ expect_rc 0 "--help"
 case "$out" in *--check-config*) ;; *) fail "--help does not mention --check-config: $out" ;; esac
 run --version
 expect_rc 0 "--version"
-case "$out" in "failoverd "[0-9]*) ;; *) fail "--version printed: $out" ;; esac
+case "$out" in "failoverd "[0-9]*" (commit "?*")") ;; *) fail "--version printed: $out" ;; esac
+run -V
+expect_rc 0 "-V"
+case "$out" in "failoverd "[0-9]*" (commit "?*")") ;; *) fail "-V printed: $out" ;; esac
+run -h
+expect_rc 0 "-h"
+case "$out" in *--check-config*) ;; *) fail "-h does not print the help: $out" ;; esac
+
+# A word that is not an option's value is an error, not ignored: the file after
+# --check-config is not silently replaced by the one given to --config.
+run --config "$example" --check-config "$config"
+expect_rc 2 "a stray argument after --check-config"
+case "$err" in *"unexpected argument '$config'"*) ;; *) fail "stray argument: $err" ;; esac
+[ -z "$out" ] || fail "a stray argument still checked a file: $out"
+run "$example"
+expect_rc 2 "a bare file name"
+case "$err" in *"unexpected argument '$example'"*) ;; *) fail "bare file name: $err" ;; esac
 
 if [ "$failures" -ne 0 ]; then
     echo "$failures check(s) failed" >&2

@@ -54,11 +54,15 @@ wait_for() {
 }
 
 # The fake API: droplets n1 (this node) and n2 in nyc3, both tagged failoverd; 203.0.113.10 in
-# nyc3 and 203.0.113.20 in sfo3; a full-scope token and a read-only one.
+# nyc3 and 203.0.113.20 in sfo3; a full-scope token, a read-only one (without tag:read) and one
+# without droplet:read.
 cat >"$work/setup.json" <<'EOF'
 {"tokens": {"dop_v1_good": {"name": "ci", "scopes": ["*"]},
             "dop_v1_readonly": {"name": "ro",
-                                "scopes": ["reserved_ip:read", "droplet:read", "account:read"]}},
+                                "scopes": ["reserved_ip:read", "droplet:read", "account:read"]},
+            "dop_v1_nodroplet": {"name": "nd",
+                                 "scopes": ["reserved_ip:read", "reserved_ip:update",
+                                            "account:read", "tag:read"]}},
  "droplets": [{"id": 3000000001, "name": "n1", "region": "nyc3", "private_ip": "10.77.0.1",
                "tags": ["failoverd"]},
               {"id": 3000000002, "name": "n2", "region": "nyc3", "private_ip": "10.77.0.2",
@@ -103,6 +107,7 @@ fake_options() { fake_control /_fake/options "$1" >/dev/null; }
 printf 'dop_v1_good\n' >"$work/token"
 printf 'dop_v1_bad\n' >"$work/token-bad"
 printf 'dop_v1_readonly\n' >"$work/token-readonly"
+printf 'dop_v1_nodroplet\n' >"$work/token-nodroplet"
 chmod 600 "$work"/token*
 head -c 32 /dev/urandom >"$work/auth.key"
 chmod 600 "$work/auth.key"
@@ -234,12 +239,19 @@ chmod 600 "$work/token"
 
 config badtoken token="$work/token-bad"
 doctor badtoken 1 "FAIL token: token rejected: HTTP 401" "(request " \
-    "fix: create a new token with reserved_ip:read and reserved_ip:update"
+    "fix: create a new token with reserved_ip:read, reserved_ip:update and droplet:read (plus tag:read for peers_from_tag)"
 
 config readonly token="$work/token-readonly"
 doctor readonly 1 "ok   token: accepted" "ok   reserved IP web: 203.0.113.10 in nyc3" \
     "FAIL assign web: the token may not assign 203.0.113.10 (no reserved_ip:update): HTTP 403" \
-    "(request "
+    "(request " "FAIL peers from tag: cannot list droplets tagged failoverd: HTTP 403" \
+    "listing droplets by tag needs droplet:read and tag:read"
+
+# Without droplet:read the reserved IP's answer has no droplet key: the holder is unknown.
+config nodroplet token="$work/token-nodroplet"
+doctor nodroplet 1 "ok   reserved IP web: 203.0.113.10 in nyc3, holder unknown" \
+    "FAIL holder web: the answer for 203.0.113.10 has no droplet, so failoverd cannot tell who holds it" \
+    "fix: add droplet:read to the token" "ok   assign web: the token may assign 203.0.113.10"
 
 config unknownip ip=203.0.113.99
 doctor unknownip 1 "FAIL reserved IP web: 203.0.113.99 is not in this account: HTTP 404" \

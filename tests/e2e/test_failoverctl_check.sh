@@ -170,6 +170,89 @@ run check --help
 expect_rc 0 "check --help"
 expect_out "--docker-expect"
 
+expect_no_out() {
+    local pattern=$1 file=${2:-$work/out}
+    if grep -qF -- "$pattern" "$file"; then
+        fail "output has '$pattern'"
+        sed 's/^/    /' "$file"
+    else
+        pass "output lacks '$pattern'"
+    fi
+}
+
+# -h, -V and --version on failoverctl itself; --version names the commit.
+run -h
+expect_rc 0 "-h"
+expect_out "Usage: failoverctl"
+for flag in -V --version; do
+    run "$flag"
+    expect_rc 0 "$flag"
+    if grep -qE '^failoverctl [0-9][^ ]* \(commit [^ )]+\)$' "$work/out"; then
+        pass "$flag names the version and the commit"
+    else
+        fail "$flag printed: $(cat "$work/out")"
+    fi
+done
+
+# --help (or -h) on any command prints its help and does nothing else: no daemon is asked
+# (the socket does not exist, which would be exit 3), nothing is reported as done.
+absent_socket=$work/absent.sock
+help_cases=("handover web --help --socket $absent_socket" "handover web --to n2 -h --socket $absent_socket"
+    "maintenance on --help --socket $absent_socket" "maintenance off -h --socket $absent_socket"
+    "status --help --socket $absent_socket" "doctor --help --socket $absent_socket"
+    "rollout --help" "check -h")
+for args in "${help_cases[@]}"; do
+    # shellcheck disable=SC2086 # the words are the arguments
+    run $args
+    expect_rc 0 "failoverctl $args"
+    expect_out "Usage: failoverctl ${args%% *}"
+    if grep -qxE 'handover requested|maintenance (on|off)' "$work/out"; then
+        fail "failoverctl $args acted: $(cat "$work/out")"
+    fi
+done
+
+# A stray word is a usage error (exit 2) everywhere, named in the message, and nothing runs.
+for args in "check --config $work/failoverd.conf web" "status extra" "doctor extra" \
+    "rollout --host a --host b --deploy true extra"; do
+    # shellcheck disable=SC2086 # the words are the arguments
+    run $args
+    expect_rc 2 "failoverctl $args"
+    expect_out "unexpected argument" "$work/err"
+    expect_no_out "PASS"
+done
+run handover web extra --socket "$absent_socket"
+expect_rc 2 "handover with two instances"
+run maintenance on off --socket "$absent_socket"
+expect_rc 2 "maintenance with two states"
+
+# The ad-hoc options take what the config keys take, with the option named in the message.
+run check --docker-socket "$sock" --docker-expect 0
+expect_rc 2 "--docker-expect 0"
+expect_out "--docker-expect: 0 is out of range (allowed: 1..10000)" "$work/err"
+run check --docker-socket "$sock" --docker-expect 10001
+expect_rc 2 "--docker-expect 10001"
+expect_out "--docker-expect: 10001 is out of range" "$work/err"
+run check --docker-socket "$sock" --docker-min 0
+expect_rc 2 "--docker-min 0"
+expect_out "--docker-min: 0 is out of range" "$work/err"
+run check --docker-socket "$sock" --docker-expect 10 --docker-min 5
+expect_rc 2 "--docker-expect with --docker-min"
+expect_out "--docker-min: cannot be combined with --docker-expect" "$work/err"
+run "${adhoc[@]}" --interval 1ms
+expect_rc 2 "--interval 1ms"
+expect_out "--interval: 1ms is out of range (allowed: 100ms..1h)" "$work/err"
+run "${adhoc[@]}" --timeout 100h
+expect_rc 2 "--timeout 100h"
+expect_out "--timeout: 100h is out of range" "$work/err"
+run "${adhoc[@]}" --interval 1s --timeout 5s
+expect_rc 2 "--timeout longer than --interval"
+expect_out "--timeout: 5s is longer than interval 1s" "$work/err"
+run "${adhoc[@]}" --docker-label =x
+expect_rc 2 "--docker-label =x"
+expect_out "--docker-label:" "$work/err"
+run "${adhoc[@]}" --timeout 5s
+expect_rc 0 "--timeout 5s alone (the pause grows with it)"
+
 # A config file: the checks it names run; config errors are printed as file:line: key: and
 # exit 2.
 cat >"$work/failoverd.conf" <<EOF
@@ -197,6 +280,20 @@ printf '[check.bad]\ntype = docker\nexpect = many\n' >"$work/bad.conf"
 run check --config "$work/bad.conf"
 expect_rc 2 "config error"
 expect_out "$work/bad.conf:3: expect:" "$work/err"
+run check --config "$work/failoverd.conf" --check stack --timeout 100h
+expect_rc 2 "config file, --timeout 100h"
+expect_out "--timeout: 100h is out of range" "$work/err"
+
+# Without a selector every container on the host counts: a one-shot run still names the one
+# that stopped (the most recent), not the old leftovers (days to months ago, or never ran).
+set_state "$fixtures/host_with_leftovers.json"
+run check --docker-socket "$sock" --docker-expect 11
+expect_rc 1 "no selector, one short"
+expect_out "docker  FAIL  10/11 running; missing: web-3  ("
+run check --docker-socket "$sock" --docker-expect 12
+expect_rc 1 "no selector, two short"
+expect_out "docker  FAIL  10/12 running; missing: web-3, build-cache  ("
+expect_no_out "old-cron"
 
 # --wait gives up with exit 1 when the stack stays short.
 set_state "$fixtures/one_missing.json"

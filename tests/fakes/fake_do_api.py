@@ -791,6 +791,9 @@ class ApiHandler(Base):
                 return forbidden(request_id)
             if not rest:
                 tag = query.get("tag_name", [None])[-1]
+                # The specification: listing by tag_name "Requires tag:read scope" as well.
+                if tag is not None and not has_scope(info, "tag:read"):
+                    return forbidden(request_id)
                 items = [droplet_object(state, d) for d in state.droplets.values()
                          if tag is None or tag in d["tags"]]
                 return self.paginated(path, query, "droplets", items)

@@ -23,6 +23,8 @@ GOOD = "dop_v1_good"
 READONLY = "dop_v1_readonly"
 NO_ACTIONS = "dop_v1_noactions"
 OTHER = "dop_v1_other"
+TAG_READER = "dop_v1_tagreader"
+TAGS_ONLY = "dop_v1_tagsonly"
 D1, D2, D3, D4, D5 = 3000000001, 3000000002, 3000000003, 3000000004, 3000000005
 IP1, IP2, IP3 = "203.0.113.10", "203.0.113.20", "203.0.113.30"
 IP1_U32 = 3405803786
@@ -34,6 +36,8 @@ SETUP = {
         READONLY: {"name": "ro", "scopes": ["reserved_ip:read", "droplet:read", "account:read"]},
         NO_ACTIONS: {"name": "iponly", "scopes": ["reserved_ip:read", "reserved_ip:update"]},
         OTHER: {"name": "other", "scopes": ["*"]},
+        TAG_READER: {"name": "peers", "scopes": ["droplet:read", "tag:read"]},
+        TAGS_ONLY: {"name": "tags", "scopes": ["tag:read"]},
     },
     "droplets": [
         {"id": D1, "name": "n1", "region": "nyc3", "private_ip": "10.77.0.1",
@@ -242,6 +246,18 @@ class FakeApiTest(unittest.TestCase):
         ip = self.fake.get("/v2/reserved_ips/" + IP1, token=NO_ACTIONS).json()["reserved_ip"]
         self.assertNotIn("droplet", ip)
         self.assertNotIn("project_id", ip)
+        # With droplet:read the key is there, null for an unassigned IP.
+        ip = self.fake.get("/v2/reserved_ips/" + IP1, token=READONLY).json()["reserved_ip"]
+        self.assertIn("droplet", ip)
+        # Listing by tag needs tag:read besides droplet:read; listing all does not.
+        self.assertEqual(self.fake.get("/v2/droplets", token=READONLY).status, 200)
+        self.assert_error(self.fake.get("/v2/droplets?tag_name=failoverd", token=READONLY), 403,
+                          "forbidden")
+        self.assert_error(self.fake.get("/v2/droplets?tag_name=failoverd", token=TAGS_ONLY), 403,
+                          "forbidden")
+        r = self.fake.get("/v2/droplets?tag_name=failoverd", token=TAG_READER)
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(sorted(d["id"] for d in r.json()["droplets"]), [D1, D2, D3])
 
     def test_request_validation(self):
         path = "/v2/reserved_ips/%s/actions" % IP3

@@ -587,7 +587,12 @@ TEST_CASE("droplet metadata: the id, also after the service refused at first") {
 TEST_CASE("resolve_provider_identity: metadata id and peers from the tag, self excluded") {
     EventLoop loop;
     CurlMulti curl(loop);
-    FakeDoApi fake;
+    // Reads only: listing droplets by tag needs tag:read besides droplet:read.
+    auto setup = failoverd::testing::default_fake_do_setup();
+    setup["tokens"][kFakeReadOnlyToken]["scopes"].push_back("tag:read");
+    setup["tokens"]["dop_v1_notag_0123456789abcdef"] = {
+        {"name", "notag"}, {"scopes", {"reserved_ip:read", "droplet:read", "account:read"}}};
+    FakeDoApi fake(setup);
     Config c = make_config(fake, fake.write_token_file("token", kFakeReadOnlyToken));
     c.cluster.peers_from_tag = "failoverd";
     c.node.listen.port = 6000;
@@ -641,6 +646,15 @@ TEST_CASE("resolve_provider_identity: metadata id and peers from the tag, self e
         failoverd::testing::poll_until(
             loop, [&] { return fake.request_log().size() >= before + 1; }, kWait);
         CHECK(fake.request_log().size() == before + 1);
+    }
+    SUBCASE("a token without tag:read may not list the tag") {
+        c.provider.token_file = fake.write_token_file("notag", "dop_v1_notag_0123456789abcdef");
+        done = false;
+        failoverd::resolve_provider_identity(c, loop, curl, 30s, finish);
+        REQUIRE(loop.run_until([&] { return done; }, kWait));
+        CHECK_FALSE(identity.has_value());
+        CHECK(error.find("HTTP 403") != std::string::npos);
+        CHECK(error.find("tag:read") != std::string::npos);
     }
     SUBCASE("a tag no droplet carries fails") {
         c.cluster.peers_from_tag = "nobody";

@@ -173,12 +173,66 @@ TEST_CASE("docker verdict: zero matching containers says what was looked for") {
     CHECK(gone.reason == "0 containers match label app=minitwit; missing: web-1, web-2");
 }
 
-TEST_CASE("docker verdict: without a selector only containers seen before are named missing") {
-    auto list = containers("one_missing.json");
+TEST_CASE(
+    "docker verdict: without a selector the most recently stopped are named, as many as "
+    "are missing") {
+    // A one-shot run (no container seen before) on a host with old leftovers: web-3 exited 2
+    // minutes ago, the others days to months ago or never ran.
+    const auto list = containers("host_with_leftovers.json");
     const DockerSelector none({}, "");
-    CHECK(evaluate_containers(list, none, expect(11)).reason == "10/11 running");
-    CHECK(evaluate_containers(list, none, expect(11), {"web-3"}).reason ==
-          "10/11 running; missing: web-3");
+    CHECK(evaluate_containers(list, none, expect(11)).reason == "10/11 running; missing: web-3");
+    CHECK(evaluate_containers(list, none, expect(12)).reason ==
+          "10/12 running; missing: web-3, build-cache");
+    CHECK(evaluate_containers(list, none, at_least(13)).reason ==
+          "10 running (min 13); missing: web-3, build-cache, db-migrate");
+    CHECK(evaluate_containers(list, none, expect(20)).missing ==
+          std::vector<std::string>{"web-3", "build-cache", "db-migrate", "old-cron", "scratch"});
+    CHECK(evaluate_containers(list, none, expect(10)).reason == "10/10 running");
+    // One this check saw running comes first, even when an unrelated one stopped later.
+    CHECK(evaluate_containers(list, none, expect(11), {"old-cron"}).reason ==
+          "10/11 running; missing: old-cron");
+    CHECK(evaluate_containers(list, none, expect(12), {"old-cron", "gone-1"}).reason ==
+          "10/12 running; missing: gone-1, old-cron");
+}
+
+TEST_CASE("docker verdict: selected stopped containers are named most recently stopped first") {
+    auto list = containers("one_missing.json");
+    for (auto& c : list) {
+        if (c.name == "web-1") {
+            c.state = "exited";
+            c.stopped_seconds_ago = 3 * 3600;
+        }
+    }
+    CHECK(evaluate_containers(list, minitwit, expect(10)).reason ==
+          "8/10 running; missing: web-3, web-1");
+}
+
+TEST_CASE("docker verdict: the age of a stopped container from its Status") {
+    using failoverd::health::parse_stopped_ago;
+    CHECK(parse_stopped_ago("Exited (0) Less than a second ago") == 0);
+    CHECK(parse_stopped_ago("Exited (137) 1 second ago") == 1);
+    CHECK(parse_stopped_ago("Exited (137) 45 seconds ago") == 45);
+    CHECK(parse_stopped_ago("Exited (1) About a minute ago") == 60);
+    CHECK(parse_stopped_ago("Exited (137) 2 minutes ago") == 120);
+    CHECK(parse_stopped_ago("Exited (0) About an hour ago") == 3600);
+    CHECK(parse_stopped_ago("Restarting (1) 3 hours ago") == 3 * 3600);
+    CHECK(parse_stopped_ago("Exited (0) 2 days ago") == 2 * 86400);
+    CHECK(parse_stopped_ago("Exited (0) 3 weeks ago") == 21 * 86400);
+    CHECK(parse_stopped_ago("Exited (0) 5 months ago") == 150 * 86400);
+    CHECK(parse_stopped_ago("Exited (0) 2 years ago") == 730 * 86400);
+    CHECK_FALSE(parse_stopped_ago("Created").has_value());
+    CHECK_FALSE(parse_stopped_ago("Up 5 minutes").has_value());
+    CHECK_FALSE(parse_stopped_ago("Exited (0) many fortnights ago").has_value());
+    CHECK_FALSE(parse_stopped_ago("ago").has_value());
+
+    const auto list = containers("host_with_leftovers.json");
+    for (const auto& c : list) {
+        if (c.name == "web-3") {
+            CHECK(c.stopped_seconds_ago == 120);
+        } else if (c.name == "scratch" || c.running()) {
+            CHECK_FALSE(c.stopped_seconds_ago.has_value());
+        }
+    }
 }
 
 TEST_CASE("docker verdict: a long list of missing names is shortened") {

@@ -232,6 +232,56 @@ TEST_CASE("Reconciler: a locked IP is read again, not posted to") {
     h.expect(ProviderOp::Assign);
 }
 
+TEST_CASE("Reconciler: a holder the provider does not show is neither assigned nor settled on") {
+    // DigitalOcean leaves "droplet" out for a token without droplet:read.
+    ProviderReplied unknown = ok_holder("");
+    unknown.holder_known = false;
+
+    SUBCASE("first claim of a term") {
+        Harness h;
+        h.start();
+        h.reply(h.expect(ProviderOp::ReadHolder), unknown);
+        CHECK(h.r.take_calls().empty());
+        CHECK(h.r.status().phase == ReconcilePhase::Waiting);
+        CHECK_FALSE(h.r.status().holder_known);
+        CHECK(h.r.status().note.rfind("holder unknown:", 0) == 0);
+        CHECK(h.r.status().note.find("droplet:read") != std::string::npos);
+        CHECK(h.advance() == 30s);
+        h.reply(h.expect(ProviderOp::ReadHolder), unknown);
+        CHECK(h.r.take_calls().empty());
+        CHECK(h.r.status().assigns == 0);
+        CHECK_FALSE(h.r.take_fault().has_value());
+        // Once a reply names the holder, the claim goes on as usual.
+        CHECK(h.advance() == 30s);
+        h.reply(h.expect(ProviderOp::ReadHolder), ok_holder(""));
+        h.expect(ProviderOp::Assign);
+    }
+    SUBCASE("the verification after a completed assign") {
+        Harness h;
+        h.start_named();
+        h.reply(h.expect(ProviderOp::Assign), ok_assign("3000000001"));
+        CHECK(h.advance() == 1s);
+        h.reply(h.expect(ProviderOp::ReadAction), ok_action(ActionStatus::Completed));
+        h.reply(h.expect(ProviderOp::ReadHolder), unknown);
+        CHECK(h.r.status().phase != ReconcilePhase::Settled);
+        CHECK(h.r.take_calls().empty());
+        CHECK(h.r.status().assigns == 1);
+    }
+}
+
+TEST_CASE("Reconciler: a 201 whose action is already completed is verified at once") {
+    Harness h;
+    h.start_named();
+    ProviderReplied done = ok_assign("72531856");
+    done.action_status = ActionStatus::Completed;
+    h.reply(h.expect(ProviderOp::Assign), done);
+    h.reply(h.expect(ProviderOp::ReadHolder), ok_holder(kMe));  // no 1 s poll before it
+    CHECK(h.now == t0);
+    CHECK(h.r.status().phase == ReconcilePhase::Settled);
+    CHECK(h.r.status().moves_confirmed == 1);
+    CHECK(h.r.status().calls == 2);
+}
+
 TEST_CASE("Reconciler: 422 pending event waits locked_retry, then reads the holder first") {
     Harness h;
     h.start();
