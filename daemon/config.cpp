@@ -488,6 +488,12 @@ class Schema {
             entry.fail("missing value");
             return;
         }
+        if (const auto nul = l.value.find('\0'); nul != std::string::npos) {
+            sink.add(l.line, l.name,
+                     "a NUL byte in the value, at byte " + std::to_string(nul + 1) +
+                         " (allowed: text without NUL bytes)");
+            return;
+        }
         po::parsed_options parsed(&desc_);
         po::option one(l.name, {l.value});
         one.original_tokens = {l.name, l.value};
@@ -1405,12 +1411,6 @@ Config Loader::load(const std::string& text) {
                   "[instance.NAME] sections; see failoverd.conf(5))");
     }
     for (const auto& l : lines) {
-        if (l.kind == ConfigLine::Kind::Entry && l.value.find('\0') != std::string::npos) {
-            sink_.add(l.line, l.name,
-                      "a NUL byte in the value, at byte " + std::to_string(l.value.find('\0') + 1) +
-                          " (allowed: text without NUL bytes)");
-            continue;
-        }
         switch (l.kind) {
             case ConfigLine::Kind::Malformed:
                 sink_.add(l.line, "'" + l.name + "'",

@@ -52,9 +52,10 @@ start=$(e2e_now_ms)
 timeout 5 "$FAILOVERCTL_BIN" status --socket "$E2E_WORK/n1/control.sock" >/dev/null ||
     e2e_fail "failoverctl status did not answer within 5 s after the FIFO reload"
 e2e_log "failoverctl status answered in $(($(e2e_now_ms) - start)) ms"
-heard=$(e2e_json 2 'inst()["adverts"]["received"]')
-e2e_wait "20 more adverts from n1 at n2" 20 \
-    test "$(e2e_json 2 'inst()["adverts"]["received"]')" -ge $((heard + 20))
+heard_at_n2() { e2e_json 2 'inst()["adverts"]["received"]'; }
+heard_more() { [ "$(heard_at_n2)" -ge "$1" ]; }
+heard=$(heard_at_n2)
+e2e_wait "20 more adverts from n1 at n2" 20 heard_more $((heard + 20))
 pair_unchanged
 rm "$conf"
 
@@ -84,7 +85,8 @@ pair_unchanged
 # 4. The good file again: reloads as usual.
 cp "$E2E_WORK/n1/good.conf" "$conf"
 e2e_kill 1 HUP
-e2e_wait "the good reload" 20 test "$(e2e_json 1 'd["reloads"]["total"]')" = 4
+reloads_are() { [ "$(e2e_json 1 'd["reloads"]["total"]')" = "$1" ]; }
+e2e_wait "the good reload" 20 reloads_are 4
 e2e_expect "no new failed reload" failed_reloads_are 3
 pair_unchanged
 e2e_expect "still no raw control byte in n1's log" log_clean
