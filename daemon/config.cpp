@@ -4,12 +4,14 @@
 #include "daemon/config.hpp"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <boost/program_options.hpp>
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -255,12 +257,141 @@ std::optional<std::string> secret_problem(const std::string& file) {
     return std::nullopt;
 }
 
+const char* file_kind(mode_t mode) {
+    switch (mode & S_IFMT) {
+        case S_IFDIR:
+            return "a directory";
+        case S_IFIFO:
+            return "a FIFO";
+        case S_IFCHR:
+            return "a character device";
+        case S_IFBLK:
+            return "a block device";
+        case S_IFSOCK:
+            return "a socket";
+        default:
+            return "not a regular file";
+    }
+}
+
+// Reads a regular file of at most `max` bytes into `text`. O_NONBLOCK makes the open of a
+// FIFO return at once (then fstat refuses it) instead of waiting for a writer; the read stops
+// at max + 1 bytes whatever the file claims. On failure `error` says why, without the content.
+bool read_regular_file(const std::string& path, std::size_t max, std::string& text,
+                       std::string& error) {
+    const int fd = open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        error = std::string("cannot read: ") + std::strerror(errno);
+        return false;
+    }
+    struct Closer {
+        int fd;
+        ~Closer() { close(fd); }
+    } const closer{fd};
+    struct stat st {};
+    if (fstat(fd, &st) != 0) {
+        error = std::string("cannot read: ") + std::strerror(errno);
+        return false;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        error = std::string("is ") + file_kind(st.st_mode) + ", not a regular file";
+        return false;
+    }
+    const auto too_big = [&](std::uint64_t size) {
+        error = "is " + std::to_string(size) + " bytes, over the limit of " + std::to_string(max);
+        return false;
+    };
+    if (static_cast<std::uint64_t>(st.st_size) > max) {
+        return too_big(static_cast<std::uint64_t>(st.st_size));
+    }
+    text.clear();
+    char buffer[65536];
+    while (text.size() <= max) {
+        const ssize_t n = read(fd, buffer, sizeof buffer);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            error = std::string("cannot read: ") + std::strerror(errno);
+            return false;
+        }
+        if (n == 0) {
+            return true;
+        }
+        text.append(buffer, static_cast<std::size_t>(n));
+    }
+    return too_big(text.size());
+}
+
+// The advert key is every byte of the file, as the daemon reads it (HMAC-SHA256).
+constexpr std::size_t kMinAuthKeyBytes = 16;
+
+// Why an address cannot be a peer's, or nullopt. Loopback works only between daemons that
+// listen on loopback themselves (tests on one host).
+std::optional<std::string> peer_address_problem(const std::string& host, bool listen_loopback) {
+    in_addr v4{};
+    in6_addr v6{};
+    if (inet_pton(AF_INET, host.c_str(), &v4) == 1) {
+        const std::uint32_t a = ntohl(v4.s_addr);
+        if ((a >> 24) == 0) {
+            return "is in 0.0.0.0/8, which is not a host's address";
+        }
+        if ((a >> 24) == 127 && !listen_loopback) {
+            return "is a loopback address: adverts sent there never leave this host";
+        }
+        if ((a >> 28) == 0xe) {
+            return "is a multicast address; adverts go to each peer by unicast";
+        }
+        if (a == 0xffffffffU) {
+            return "is the broadcast address; adverts go to each peer by unicast";
+        }
+        if ((a >> 28) == 0xf) {
+            return "is in the reserved block 240.0.0.0/4";
+        }
+        return std::nullopt;
+    }
+    if (inet_pton(AF_INET6, host.c_str(), &v6) == 1) {
+        if (IN6_IS_ADDR_UNSPECIFIED(&v6)) {
+            return "is the unspecified address ::, not a host's address";
+        }
+        if (IN6_IS_ADDR_LOOPBACK(&v6) && !listen_loopback) {
+            return "is a loopback address: adverts sent there never leave this host";
+        }
+        if (IN6_IS_ADDR_MULTICAST(&v6)) {
+            return "is a multicast address; adverts go to each peer by unicast";
+        }
+        if (IN6_IS_ADDR_V4MAPPED(&v6)) {
+            return "is an IPv4-mapped address; write the IPv4 address itself";
+        }
+    }
+    return std::nullopt;
+}
+
+bool is_loopback(const std::string& host) {
+    in_addr v4{};
+    in6_addr v6{};
+    if (inet_pton(AF_INET, host.c_str(), &v4) == 1) {
+        return (ntohl(v4.s_addr) >> 24) == 127;
+    }
+    return inet_pton(AF_INET6, host.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
+}
+
+bool is_v6(const std::string& host) {
+    return host.find(':') != std::string::npos;
+}
+
+// Keeps the first kMaxConfigErrorsKept problems and counts the rest, so a file of garbage
+// costs bounded memory and output.
 struct Sink {
     std::string file;
     std::vector<ConfigError> errors;
+    std::size_t total = 0;
 
     void add(int line, std::string key, std::string message) {
-        errors.push_back({file, line, std::move(key), std::move(message)});
+        ++total;
+        if (errors.size() < kMaxConfigErrorsKept) {
+            errors.push_back({file, line, std::move(key), std::move(message)});
+        }
     }
 };
 
@@ -277,6 +408,18 @@ struct Entry {
     }
     void out_of_range() const { fail(raw + " is out of range"); }
 };
+
+// A command whose words hold a shell operator is refused: it would reach the program as an
+// argument and the command would always fail.
+bool shell_free(const Entry& e) {
+    if (const auto op = shell_operator_word(e.raw)) {
+        e.fail("'" + *op +
+               "' is a shell operator, but commands run without a shell; write sh -c '...' "
+               "to use one");
+        return false;
+    }
+    return true;
+}
 
 // What the file said in one section: its header line, where each key was first set and
 // its text, for the cross-key rules that run after the whole file is read.
@@ -343,6 +486,12 @@ class Schema {
         const Entry entry{sink, l.line, l.name, l.value, option->description()};
         if (l.value.empty()) {
             entry.fail("missing value");
+            return;
+        }
+        if (const auto nul = l.value.find('\0'); nul != std::string::npos) {
+            sink.add(l.line, l.name,
+                     "a NUL byte in the value, at byte " + std::to_string(nul + 1) +
+                         " (allowed: text without NUL bytes)");
             return;
         }
         po::parsed_options parsed(&desc_);
@@ -426,6 +575,7 @@ class Loader {
     void check_program(const std::vector<std::string>& argv, const SectionState& state,
                        const std::string& key);
     void check_secret(const std::string& file, const SectionState& state, const std::string& key);
+    void check_auth_key(bool has_peers);
     void missing(const SectionState& state, const std::string& key, const std::string& why,
                  const std::string& allowed);
 
@@ -617,6 +767,9 @@ void Loader::build_provider_schema() {
                                    e.fail("empty command");
                                    return;
                                }
+                               if (!shell_free(e)) {
+                                   return;
+                               }
                                p.exec_command = v.argv;
                                resolve_program(p.exec_command);
                            })
@@ -696,9 +849,23 @@ void Loader::build_check_schema() {
         .key<int>("fall", "1..100", int_key(&CheckConfig::fall, 1, 100))
         .key<int>("weight", "-253..0", int_key(&CheckConfig::weight, -253, 0))
         .key<std::string>(
-            "socket", "a unix socket path of at most 107 bytes",
+            "socket", "a unix socket path of at most 107 bytes, or unix://PATH",
             [this](CheckConfig& c, const std::string& v, const Entry& e) {
-                const std::string path = resolve(v);
+                std::string local = v;
+                if (local.rfind("unix://", 0) == 0) {
+                    local = local.substr(std::strlen("unix://"));
+                } else if (const auto scheme = local.find("://"); scheme != std::string::npos) {
+                    e.fail("'" + v +
+                           "': only a local unix socket is supported; a TCP or TLS engine "
+                           "is not (run failoverd on the engine's host, or forward its "
+                           "socket there with ssh -L)");
+                    return;
+                }
+                if (local.empty()) {
+                    e.fail("'" + v + "' names no socket path");
+                    return;
+                }
+                const std::string path = resolve(local);
                 if (path.size() > kUnixPathMax) {
                     e.fail(path + " is " + std::to_string(path.size()) + " bytes long");
                     return;
@@ -774,6 +941,9 @@ void Loader::build_check_schema() {
                                    e.fail("empty command");
                                    return;
                                }
+                               if (!shell_free(e)) {
+                                   return;
+                               }
                                c.command = v.argv;
                                resolve_program(c.command);
                            });
@@ -786,6 +956,9 @@ void Loader::build_instance_schema() {
                 e.fail("empty command");
                 return;
             }
+            if (!shell_free(e)) {
+                return;
+            }
             i.*field = v.argv;
             resolve_program(i.*field);
         };
@@ -796,6 +969,13 @@ void Loader::build_instance_schema() {
                               in_addr addr{};
                               if (inet_pton(AF_INET, v.c_str(), &addr) != 1 || addr.s_addr == 0) {
                                   e.fail("'" + v + "' is not an IPv4 address");
+                                  return;
+                              }
+                              const std::uint32_t a = ntohl(addr.s_addr);
+                              if ((a >> 24) == 0 || (a >> 24) == 127 || (a >> 28) >= 0xe) {
+                                  e.fail(v +
+                                         " is a loopback, multicast, broadcast or reserved "
+                                         "address, which no provider can assign");
                                   return;
                               }
                               i.reserved_ip = v;
@@ -990,8 +1170,76 @@ void Loader::finish_cluster() {
                       cluster_schema_.allowed("peers_from_tag") + ")");
     }
     const bool has_peers = !cluster.peers.empty() || !cluster.peers_from_tag.empty();
-    if (scope_ == ConfigScope::Daemon && has_peers) {
-        check_secret(cluster.auth_key_file, cluster_state_, "auth_key_file");
+    if (scope_ == ConfigScope::Daemon) {
+        check_auth_key(has_peers);
+    }
+    const Endpoint& listen = config_.node.listen;
+    const bool listen_v6 = is_v6(listen.host);
+    const bool dual_stack = listen.host == "::";
+    const auto peer_error = [&](const Endpoint& p, const std::string& why) {
+        sink_.add(p.line, "peer",
+                  p.to_string() + " " + why + " (allowed: " + cluster_schema_.allowed("peer") +
+                      ", another node's address)");
+    };
+    for (const Endpoint& p : cluster.peers) {
+        if (p.host == listen.host && p.port == listen.port) {
+            peer_error(p, "is this node's own listen address (see [node] listen)");
+        } else if (const auto problem = peer_address_problem(p.host, is_loopback(listen.host))) {
+            peer_error(p, *problem);
+        } else if (is_v6(p.host) != listen_v6 && !dual_stack) {
+            peer_error(p, std::string("is IPv") + (listen_v6 ? "4" : "6") + " but [node] listen " +
+                              listen.to_string() + " is IPv" + (listen_v6 ? "6" : "4") +
+                              "; listen = [::]:PORT takes both");
+        } else {
+            for (const auto& instance : config_.instances) {
+                if (instance.reserved_ip == p.host) {
+                    peer_error(p, "is the reserved IP of [instance." + instance.name +
+                                      "], which moves between nodes; a peer is the other "
+                                      "node's own (private) address");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+void Loader::check_auth_key(bool has_peers) {
+    const std::string& file = config_.cluster.auth_key_file;
+    const auto fail = [&](const std::string& problem) {
+        sink_.add(cluster_state_.line_of("auth_key_file"), "auth_key_file",
+                  problem + " (allowed: " + kSecretAllowed + ", at least " +
+                      std::to_string(kMinAuthKeyBytes) + " bytes)");
+    };
+    if (has_peers) {
+        if (const auto problem = secret_problem(file)) {
+            sink_.add(cluster_state_.line_of("auth_key_file"), "auth_key_file",
+                      *problem + " (allowed: " + kSecretAllowed + ")");
+            return;
+        }
+    } else {
+        // A single node runs on a random key when the file is absent, but reads the file
+        // when it is there, and then refuses a short one.
+        struct stat st {};
+        if (stat(file.c_str(), &st) != 0 || access(file.c_str(), R_OK) != 0) {
+            return;
+        }
+        if (!S_ISREG(st.st_mode)) {
+            fail(file + " is " + file_kind(st.st_mode) + ", not a regular file");
+            return;
+        }
+    }
+    std::string key;
+    std::string error;
+    if (!read_regular_file(file, kMaxConfigBytes, key, error)) {
+        fail(file + " " + error);
+        return;
+    }
+    if (key.size() < kMinAuthKeyBytes) {
+        fail(file + " holds " + std::to_string(key.size()) +
+             " bytes, too short for the advert "
+             "key; keepalived's auth_pass (at most 8 characters) cannot be reused here: make a "
+             "new key with head -c 32 /dev/urandom > " +
+             file + " and copy it to every node");
     }
 }
 
@@ -1126,6 +1374,15 @@ void Loader::finish_instances() {
     for (std::size_t i = 0; i < config_.instances.size(); ++i) {
         const auto& instance = config_.instances[i];
         const auto& state = instance_states_[i];
+        if (i > 0 && config_.provider.type == ProviderType::DigitalOcean) {
+            sink_.add(state.line, state.label,
+                      "a second instance, but a DigitalOcean droplet holds one reserved IPv4 at "
+                      "a time and " +
+                          instance_states_[0].label + " at line " +
+                          std::to_string(instance_states_[0].line) +
+                          " already uses it (allowed: one [instance.NAME] with [provider] type = "
+                          "digitalocean; a second reserved IP needs a second pair of droplets)");
+        }
         if (!state.has("reserved_ip")) {
             missing(state, "reserved_ip", "", instance_schema_.allowed("reserved_ip"));
         } else if (!instance.reserved_ip.empty()) {
@@ -1158,7 +1415,13 @@ void Loader::finish_instances() {
 }
 
 Config Loader::load(const std::string& text) {
-    for (const auto& l : read_config_lines(text)) {
+    const auto lines = read_config_lines(text);
+    if (lines.empty()) {
+        sink_.add(0, "",
+                  "holds no settings (allowed: [node], [cluster], [provider], [check.NAME] and "
+                  "[instance.NAME] sections; see failoverd.conf(5))");
+    }
+    for (const auto& l : lines) {
         switch (l.kind) {
             case ConfigLine::Kind::Malformed:
                 sink_.add(l.line, "'" + l.name + "'",
@@ -1186,7 +1449,7 @@ Config Loader::load(const std::string& text) {
         std::stable_sort(
             sink_.errors.begin(), sink_.errors.end(),
             [](const ConfigError& a, const ConfigError& b) { return a.line < b.line; });
-        throw ConfigErrors(std::move(sink_.errors));
+        throw ConfigErrors(std::move(sink_.errors), sink_.total);
     }
     return std::move(config_);
 }
@@ -1198,13 +1461,16 @@ Config parse_config(const std::string& text, const std::string& path, ConfigScop
 }
 
 Config load_config(const std::string& path, ConfigScope scope) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-        throw ConfigErrors({{path, 0, "", std::string("cannot read: ") + std::strerror(errno)}});
+    std::string text;
+    std::string error;
+    if (!read_regular_file(path, kMaxConfigBytes, text, error)) {
+        if (error.rfind("cannot read:", 0) != 0) {
+            error += " (allowed: a regular file of at most " + std::to_string(kMaxConfigBytes) +
+                     " bytes)";
+        }
+        throw ConfigErrors({{path, 0, "", error}});
     }
-    std::stringstream text;
-    text << in.rdbuf();
-    return parse_config(text.str(), path, scope);
+    return parse_config(text, path, scope);
 }
 
 }  // namespace failoverd

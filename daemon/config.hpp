@@ -1,6 +1,7 @@
 // The configuration model and its loader. Loading collects every problem before failing.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
@@ -14,6 +15,18 @@ namespace failoverd {
 
 inline constexpr const char* kDefaultConfigPath = "/etc/failoverd/failoverd.conf";
 
+// A config larger than this is refused before it is parsed (the shipped example is 3 KiB).
+inline constexpr std::size_t kMaxConfigBytes = 1024 * 1024;
+// At most this many problems are kept; ConfigErrors::total() still counts all of them.
+inline constexpr std::size_t kMaxConfigErrorsKept = 200;
+// At most this many are printed by --check-config or logged by a reload, then "... and N more".
+inline constexpr std::size_t kMaxConfigErrorsShown = 20;
+
+// `text` safe to print on a terminal or into the journal: control characters (C0, DEL, C1),
+// bidirectional overrides and bytes that are not valid UTF-8 become \xNN (\t, \n, \r for
+// those), and the result is cut to about `limit` bytes with "..." when longer.
+std::string escape_text(std::string_view text, std::size_t limit = 512);
+
 // One problem in a config file: "FILE:LINE: key: message (allowed: ...)".
 struct ConfigError {
     std::string file;
@@ -21,17 +34,23 @@ struct ConfigError {
     std::string key;
     std::string message;
 
-    std::string to_string() const;
+    std::string to_string() const;  // escaped with escape_text, so safe to print or log
 };
 
 // Thrown by load_config with every problem found; what() is all of them, one per line.
 class ConfigErrors : public std::runtime_error {
   public:
-    explicit ConfigErrors(std::vector<ConfigError> errors);
+    // `total`: how many were found, when more than the kept `errors` (0: errors.size()).
+    explicit ConfigErrors(std::vector<ConfigError> errors, std::size_t total = 0);
     const std::vector<ConfigError>& errors() const { return errors_; }
+    std::size_t total() const { return total_; }
+
+    // The first `limit` errors, one per line, then "... and N more errors" when there are more.
+    std::vector<std::string> report(std::size_t limit = kMaxConfigErrorsShown) const;
 
   private:
     std::vector<ConfigError> errors_;
+    std::size_t total_ = 0;
 };
 
 struct Endpoint {
@@ -157,7 +176,9 @@ struct Config {
 enum class ConfigScope { Daemon, Checks };
 
 // Parses and validates; throws ConfigErrors listing every problem, sorted by line.
-// Relative paths in the file resolve against the file's directory.
+// Relative paths in the file resolve against the file's directory. The file is opened without
+// blocking (O_NONBLOCK): a FIFO, a device, a directory or an empty file is refused, and so is
+// one larger than kMaxConfigBytes, read no further than that.
 Config load_config(const std::string& path, ConfigScope scope = ConfigScope::Daemon);
 
 // Same, from text already in memory (tests); `path` is used in messages and to resolve files.
@@ -175,5 +196,10 @@ std::optional<Endpoint> parse_endpoint(const std::string& text);
 // sh would, without expansion; '#' is an ordinary character. nullopt on an unterminated quote
 // or a trailing backslash.
 std::optional<std::vector<std::string>> split_command(const std::string& text);
+
+// The first unquoted word of a command line that only a shell understands ("|", "&&", ">",
+// "2>&1", "$(...)", ...): failoverd runs commands without a shell, so such a word would reach
+// the program as an argument. nullopt when there is none.
+std::optional<std::string> shell_operator_word(const std::string& text);
 
 }  // namespace failoverd

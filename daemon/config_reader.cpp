@@ -13,13 +13,39 @@ std::string_view trim(std::string_view s) {
     return s.substr(first, last - first + 1);
 }
 
+// The line without its trailing comment, with "\#" and "\;" made literal.
+std::string strip_comment(std::string_view raw) {
+    std::string out;
+    out.reserve(raw.size());
+    for (std::size_t i = 0; i < raw.size(); ++i) {
+        const char c = raw[i];
+        if (c == '\\' && i + 1 < raw.size() && (raw[i + 1] == '#' || raw[i + 1] == ';')) {
+            out += raw[++i];
+            continue;
+        }
+        if ((c == '#' || c == ';') && i > 0 && (raw[i - 1] == ' ' || raw[i - 1] == '\t')) {
+            break;
+        }
+        out += c;
+    }
+    return out;
+}
+
+std::string excerpt(std::string_view text) {
+    return std::string(text.substr(0, 40)) + (text.size() > 40 ? "..." : "");
+}
+
 ConfigLine classify(std::string_view text, int number) {
     ConfigLine out;
     out.line = number;
-    out.name = std::string(text.substr(0, 40)) + (text.size() > 40 ? "..." : "");
+    out.name = excerpt(text);
     if (text.front() == '[') {
         if (text.back() != ']') {
             out.value = "a section header must end with ']'";
+            return out;
+        }
+        if (text.find('\0') != std::string_view::npos) {
+            out.value = "a NUL byte in a section header";
             return out;
         }
         out.kind = ConfigLine::Kind::Section;
@@ -36,6 +62,11 @@ ConfigLine classify(std::string_view text, int number) {
         out.value = "missing key before '='";
         return out;
     }
+    if (key.find('\0') != std::string_view::npos) {
+        out.value = "a NUL byte in a key";
+        return out;
+    }
+    // A NUL in the value is reported by the loader, under the key's name.
     out.kind = ConfigLine::Kind::Entry;
     out.name = std::string(key);
     out.value = std::string(trim(text.substr(eq + 1)));
@@ -58,8 +89,22 @@ std::vector<ConfigLine> read_config_lines(std::string_view text) {
         if (!raw.empty() && raw.back() == '\r') {
             raw.remove_suffix(1);
         }
-        const auto line = trim(raw);
-        if (line.empty() || line.front() == '#' || line.front() == ';') {
+        if (raw.size() > kMaxConfigLine) {
+            ConfigLine too_long;
+            too_long.line = number;
+            too_long.name = excerpt(trim(raw));
+            too_long.value = "the line is " + std::to_string(raw.size()) + " bytes long, over " +
+                             std::to_string(kMaxConfigLine);
+            lines.push_back(std::move(too_long));
+            continue;
+        }
+        const auto first = trim(raw);
+        if (first.empty() || first.front() == '#' || first.front() == ';') {
+            continue;
+        }
+        const std::string stripped = strip_comment(raw);
+        const auto line = trim(stripped);
+        if (line.empty()) {
             continue;
         }
         lines.push_back(classify(line, number));

@@ -2,6 +2,7 @@
 // small methods; the loader itself is in config.cpp.
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cstdint>
 #include <cstring>
@@ -60,16 +61,86 @@ std::optional<std::uint16_t> parse_port(const std::string& text) {
 
 }  // namespace
 
+std::string escape_text(std::string_view text, std::size_t limit) {
+    static const char* const kHex = "0123456789abcdef";
+    std::string out;
+    out.reserve(std::min(text.size(), limit) + 16);
+    const auto hex = [&](unsigned char b) {
+        out += "\\x";
+        out += kHex[b >> 4];
+        out += kHex[b & 0xf];
+    };
+    std::size_t i = 0;
+    while (i < text.size()) {
+        if (out.size() >= limit) {
+            out += "...";
+            break;
+        }
+        const auto b = static_cast<unsigned char>(text[i]);
+        if (b == '\t' || b == '\n' || b == '\r') {
+            out += b == '\t' ? "\\t" : b == '\n' ? "\\n" : "\\r";
+            ++i;
+            continue;
+        }
+        if (b < 0x20 || b == 0x7f) {
+            hex(b);
+            ++i;
+            continue;
+        }
+        if (b < 0x80) {
+            out += static_cast<char>(b);
+            ++i;
+            continue;
+        }
+        // A well-formed UTF-8 sequence (no overlong form, no surrogate, at most U+10FFFF).
+        std::size_t length = 0;
+        std::uint32_t cp = 0;
+        if (b >= 0xc2 && b <= 0xdf) {
+            length = 2;
+            cp = b & 0x1f;
+        } else if (b >= 0xe0 && b <= 0xef) {
+            length = 3;
+            cp = b & 0x0f;
+        } else if (b >= 0xf0 && b <= 0xf4) {
+            length = 4;
+            cp = b & 0x07;
+        }
+        bool valid = length != 0 && i + length <= text.size();
+        for (std::size_t k = 1; valid && k < length; ++k) {
+            const auto c = static_cast<unsigned char>(text[i + k]);
+            valid = (c & 0xc0) == 0x80;
+            cp = (cp << 6) | (c & 0x3f);
+        }
+        valid = valid && !(length == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) &&
+                !(length == 4 && (cp < 0x10000 || cp > 0x10ffff));
+        // C1 controls (U+0080..U+009F, CSI among them) and the bidirectional overrides and
+        // isolates that reorder what a terminal shows.
+        const bool hidden = (cp >= 0x80 && cp <= 0x9f) || (cp >= 0x202a && cp <= 0x202e) ||
+                            (cp >= 0x2066 && cp <= 0x2069);
+        if (!valid || hidden) {
+            const std::size_t bytes = valid ? length : 1;
+            for (std::size_t k = 0; k < bytes; ++k) {
+                hex(static_cast<unsigned char>(text[i + k]));
+            }
+            i += bytes;
+            continue;
+        }
+        out.append(text.substr(i, length));
+        i += length;
+    }
+    return out;
+}
+
 std::string ConfigError::to_string() const {
-    std::string out = file;
+    std::string out = escape_text(file, 1024);
     if (line > 0) {
         out += ":" + std::to_string(line);
     }
     out += ": ";
     if (!key.empty()) {
-        out += key + ": ";
+        out += escape_text(key, 80) + ": ";
     }
-    out += message;
+    out += escape_text(message, 1024);
     return out;
 }
 
@@ -88,8 +159,22 @@ std::string join_errors(const std::vector<ConfigError>& errors) {
 
 }  // namespace
 
-ConfigErrors::ConfigErrors(std::vector<ConfigError> errors)
-    : std::runtime_error(join_errors(errors)), errors_(std::move(errors)) {}
+ConfigErrors::ConfigErrors(std::vector<ConfigError> errors, std::size_t total)
+    : std::runtime_error(join_errors(errors)),
+      errors_(std::move(errors)),
+      total_(std::max(total, errors_.size())) {}
+
+std::vector<std::string> ConfigErrors::report(std::size_t limit) const {
+    std::vector<std::string> out;
+    for (std::size_t i = 0; i < errors_.size() && i < limit; ++i) {
+        out.push_back(errors_[i].to_string());
+    }
+    if (total_ > out.size()) {
+        const std::size_t more = total_ - out.size();
+        out.push_back("... and " + std::to_string(more) + " more error" + (more == 1 ? "" : "s"));
+    }
+    return out;
+}
 
 std::string Endpoint::to_string() const {
     const std::string h = host.find(':') == std::string::npos ? host : "[" + host + "]";
@@ -224,17 +309,24 @@ std::optional<Endpoint> parse_endpoint(const std::string& text) {
     return out;
 }
 
-std::optional<std::vector<std::string>> split_command(const std::string& text) {
-    std::vector<std::string> argv;
-    std::string word;
+namespace {
+
+struct Word {
+    std::string text;
+    bool quoted = false;  // any part of it was quoted or escaped
+};
+
+std::optional<std::vector<Word>> split_words(const std::string& text) {
+    std::vector<Word> words;
+    Word word;
     bool in_word = false;
     const std::size_t n = text.size();
     for (std::size_t i = 0; i < n; ++i) {
         const char c = text[i];
         if (c == ' ' || c == '\t' || c == '\n') {
             if (in_word) {
-                argv.push_back(std::move(word));
-                word.clear();
+                words.push_back(std::move(word));
+                word = Word{};
                 in_word = false;
             }
             continue;
@@ -245,7 +337,8 @@ std::optional<std::vector<std::string>> split_command(const std::string& text) {
             if (close == std::string::npos) {
                 return std::nullopt;
             }
-            word += text.substr(i + 1, close - i - 1);
+            word.text += text.substr(i + 1, close - i - 1);
+            word.quoted = true;
             i = close;
         } else if (c == '"') {
             // As in sh, a backslash inside double quotes escapes only " \ $ and `.
@@ -253,24 +346,75 @@ std::optional<std::vector<std::string>> split_command(const std::string& text) {
                 if (text[i] == '\\' && i + 1 < n && std::strchr("\"\\$`", text[i + 1]) != nullptr) {
                     ++i;
                 }
-                word += text[i];
+                word.text += text[i];
             }
             if (i >= n) {
                 return std::nullopt;
             }
+            word.quoted = true;
         } else if (c == '\\') {
             if (i + 1 >= n) {
                 return std::nullopt;
             }
-            word += text[++i];
+            word.text += text[++i];
+            word.quoted = true;
         } else {
-            word += c;
+            word.text += c;
         }
     }
     if (in_word) {
-        argv.push_back(std::move(word));
+        words.push_back(std::move(word));
+    }
+    return words;
+}
+
+bool is_shell_operator(const std::string& w) {
+    // No ";": a " ;" starts a comment, and "\;" is find's argument, not a separator.
+    static const char* const kExact[] = {"|", "||", "&", "&&", "|&"};
+    for (const char* op : kExact) {
+        if (w == op) {
+            return true;
+        }
+    }
+    // Redirections with an optional descriptor ("2>&1", ">>log", "<in", "&>/dev/null") and
+    // substitutions.
+    std::size_t i = 0;
+    while (i < w.size() && is_digit(w[i])) {
+        ++i;
+    }
+    if (i < w.size() && (w[i] == '>' || w[i] == '<')) {
+        return true;
+    }
+    return w.rfind("&>", 0) == 0 || w.rfind("$(", 0) == 0 || w.rfind("`", 0) == 0 ||
+           w.find('|') != std::string::npos;
+}
+
+}  // namespace
+
+std::optional<std::vector<std::string>> split_command(const std::string& text) {
+    const auto words = split_words(text);
+    if (!words) {
+        return std::nullopt;
+    }
+    std::vector<std::string> argv;
+    argv.reserve(words->size());
+    for (const auto& w : *words) {
+        argv.push_back(w.text);
     }
     return argv;
+}
+
+std::optional<std::string> shell_operator_word(const std::string& text) {
+    const auto words = split_words(text);
+    if (!words) {
+        return std::nullopt;
+    }
+    for (const auto& w : *words) {
+        if (!w.quoted && is_shell_operator(w.text)) {
+            return w.text;
+        }
+    }
+    return std::nullopt;
 }
 
 const CheckConfig* Config::find_check(const std::string& name) const {

@@ -67,13 +67,13 @@ int main(int argc, char** argv) {
     try {
         config = failoverd::load_config(args["config"].as<std::string>());
     } catch (const failoverd::ConfigErrors& e) {
-        for (const auto& error : e.errors()) {
-            std::cerr << error.to_string() << '\n';
+        for (const auto& line : e.report()) {
+            std::cerr << line << '\n';
         }
         return kExitConfig;
     }
     if (args.count("check-config") != 0) {
-        std::cout << config.summary() << '\n';
+        std::cout << failoverd::escape_text(config.summary(), 4096) << '\n';
         return 0;
     }
     return start_daemon(config, log_level);

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <syslog.h>
@@ -15,8 +16,11 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 #include <stdexcept>
+#include <system_error>
+#include <thread>
 #include <utility>
 
 #include "daemon/shell/logging.hpp"
@@ -771,36 +775,156 @@ void Daemon::finish_stop() {
     loop_.exit(0);
 }
 
+// A reload reads the file (and the auth key) on a thread of its own: even with O_NONBLOCK
+// and a size cap, a read on a hung network mount blocks, and the parse of a large file takes
+// time the adverts and the watchdog cannot give. The thread touches nothing of the daemon:
+// it gets the path, fills this record and signals `done`; the loop takes the result from
+// there. If the daemon is gone first, the thread alone owns the record and frees it.
+struct Daemon::ReloadRead {
+    ReloadRead() : done(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+    ~ReloadRead() {
+        if (done >= 0) {
+            close(done);
+        }
+    }
+    ReloadRead(const ReloadRead&) = delete;
+    ReloadRead& operator=(const ReloadRead&) = delete;
+
+    const int done;
+    std::mutex mutex;
+    bool abandoned = false;           // loop only: the deadline passed, the result is not wanted
+    std::optional<Config> config;     // read and valid
+    std::vector<std::uint8_t> key;    // with config
+    std::vector<std::string> errors;  // ConfigErrors::report(): escaped and bounded
+    std::string error;                // why not, in one line
+};
+
+namespace {
+
+// A read that takes longer is given up (the daemon keeps its configuration); a stuck thread
+// is left to finish, and no new read starts until it has.
+constexpr Duration kReloadReadDeadline = std::chrono::seconds(10);
+
+}  // namespace
+
 void Daemon::reload() {
     if (phase_ != Phase::Running) {
         spdlog::warn("ignoring reload request while {}",
                      phase_ == Phase::Starting ? "starting" : "stopping");
         return;
     }
-    const Instant now = loop_.now();
-    notify_.reloading(now);
-    ++reloads_;
-    spdlog::info("reloading configuration from {}", config_.path);
-    auto reject = [&](const std::string& why) {
-        ++reloads_failed_;
-        last_reload_error_ = why;
-        spdlog::error("reload rejected: {}; still running on the previous configuration", why);
-        notify_.reloaded(status_line());
-    };
-
-    Config next;
-    try {
-        next = load_config(config_.path);
-    } catch (const ConfigErrors& e) {
-        for (const ConfigError& error : e.errors()) {
-            spdlog::error("{}", error.to_string());
-        }
-        reject(std::to_string(e.errors().size()) + " configuration error(s)");
-        return;
-    } catch (const std::exception& e) {
-        reject(e.what());
+    if (reload_read_) {
+        spdlog::warn("ignoring reload request: the previous read of {} has not finished",
+                     escape_text(config_.path));
         return;
     }
+    notify_.reloading(loop_.now());
+    spdlog::info("reloading configuration from {}", escape_text(config_.path));
+    auto read = std::make_shared<ReloadRead>();
+    try {
+        if (read->done < 0) {
+            throw std::system_error(errno, std::generic_category(), "eventfd");
+        }
+        reload_source_ =
+            loop_.add_io(read->done, EPOLLIN, [this](std::uint32_t) { on_reload_read(); });
+        std::thread(read_for_reload, read, config_.path).detach();
+    } catch (const std::exception& e) {
+        reload_source_.reset();
+        reject_reload(std::string("cannot start reading the configuration: ") + e.what());
+        return;
+    }
+    reload_read_ = std::move(read);
+    if (!reload_deadline_) {
+        reload_deadline_ = Timer(loop_, [this] { on_reload_deadline(); });
+    }
+    reload_deadline_.arm_after(kReloadReadDeadline);
+}
+
+void Daemon::read_for_reload(const std::shared_ptr<ReloadRead>& read, const std::string& path) {
+    std::optional<Config> config;
+    std::vector<std::uint8_t> key;
+    std::vector<std::string> errors;
+    std::string error;
+    try {
+        config = load_config(path);
+        key = read_advert_key(*config);
+    } catch (const ConfigErrors& e) {
+        config.reset();
+        errors = e.report();
+        error = std::to_string(e.total()) + " configuration error(s), the first: " +
+                (e.errors().empty() ? std::string("?") : e.errors().front().to_string());
+    } catch (const std::exception& e) {
+        config.reset();
+        error = escape_text(e.what());
+    }
+    {
+        const std::lock_guard lock(read->mutex);
+        read->config = std::move(config);
+        read->key = std::move(key);
+        read->errors = std::move(errors);
+        read->error = std::move(error);
+    }
+    const std::uint64_t one = 1;
+    [[maybe_unused]] const auto written = write(read->done, &one, sizeof one);
+}
+
+void Daemon::on_reload_deadline() {
+    if (!reload_read_ || reload_read_->abandoned) {
+        return;
+    }
+    reload_read_->abandoned = true;
+    reject_reload("reading " + escape_text(config_.path) + " did not finish within " +
+                  format_duration(kReloadReadDeadline) + " (a hung mount?)");
+}
+
+void Daemon::on_reload_read() {
+    // `done` is written once, after `finished` was set.
+    std::shared_ptr<ReloadRead> read = std::move(reload_read_);
+    reload_source_.reset();
+    reload_deadline_.disarm();
+    if (!read) {
+        return;
+    }
+    std::optional<Config> config;
+    std::vector<std::uint8_t> key;
+    std::vector<std::string> errors;
+    std::string error;
+    {
+        const std::lock_guard lock(read->mutex);
+        config = std::move(read->config);
+        key = std::move(read->key);
+        errors = std::move(read->errors);
+        error = std::move(read->error);
+    }
+    if (read->abandoned) {
+        spdlog::info("the abandoned read of {} finished; send SIGHUP again to apply it",
+                     escape_text(config_.path));
+        return;
+    }
+    if (phase_ != Phase::Running) {
+        return;
+    }
+    if (!config) {
+        for (const std::string& line : errors) {
+            spdlog::error("{}", line);
+        }
+        reject_reload(error);
+        return;
+    }
+    apply_reload(std::move(*config), std::move(key));
+}
+
+void Daemon::reject_reload(const std::string& why) {
+    ++reloads_;
+    ++reloads_failed_;
+    last_reload_error_ = why;
+    spdlog::error("reload rejected: {}; still running on the previous configuration", why);
+    notify_.reloaded(status_line());
+}
+
+void Daemon::apply_reload(Config next, std::vector<std::uint8_t> key) {
+    const Instant now = loop_.now();
+    auto reject = [this](const std::string& why) { reject_reload(why); };
     if (const auto fixed = fixed_changes(config_, next); !fixed.empty()) {
         std::string list;
         for (const auto& f : fixed) {
@@ -813,12 +937,11 @@ void Daemon::reload() {
     std::unique_ptr<health::ProbeRunner> probes;
     NodeSpec spec;
     try {
-        std::vector<std::uint8_t> key = read_advert_key(next);
         spec = node_spec_of(next, identity_.provider_id, key, boot_epoch_,
                             node_->status().maintenance, seed_);
         Node validate(spec, now);  // throws on what Node would refuse; changes nothing here
         probes = std::make_unique<health::ProbeRunner>(
-            loop_, Rng(seed_ ^ reloads_),
+            loop_, Rng(seed_ ^ (reloads_ + 1)),
             [this](const std::string& name, const health::ProbeResult& r) {
                 on_probe_result(name, r);
             });
@@ -838,6 +961,7 @@ void Daemon::reload() {
     if (next.cluster.peers_from_tag != config_.cluster.peers_from_tag) {
         identity_.tag_peers.clear();
     }
+    ++reloads_;
     forget_peers_not_configured();
     probes_->stop();
     probes_ = std::move(probes);
@@ -855,7 +979,8 @@ void Daemon::reload() {
                   [&](const auto& kv) { return config_.find_instance(kv.first) == nullptr; });
     probes_->start();
     notify_.reloaded(status_line());
-    spdlog::info("configuration reloaded: {}; {}", config_.summary(), status_line());
+    spdlog::info("configuration reloaded: {}; {}", escape_text(config_.summary(), 4096),
+                 status_line());
     if (!config_.cluster.peers_from_tag.empty()) {
         discover_tag_peers();
     }

@@ -76,7 +76,8 @@ class Daemon {
     const std::optional<std::string>& start_error() const { return start_error_; }
     EventLoop& loop() { return loop_; }
 
-    // The same as the signals, for tests and the control socket.
+    // The same as the signals, for tests and the control socket. reload() starts reading the
+    // file on a thread of its own and returns; the loop applies or rejects it when read.
     void stop(const std::string& why);
     void reload();
 
@@ -104,6 +105,14 @@ class Daemon {
         std::uint64_t verified = 0;  // datagrams whose MAC verified with our key
         std::optional<Instant> last_verified;
     };
+
+    struct ReloadRead;
+    // Runs on the reading thread: only its arguments, never the daemon.
+    static void read_for_reload(const std::shared_ptr<ReloadRead>& read, const std::string& path);
+    void on_reload_read();
+    void on_reload_deadline();
+    void apply_reload(Config next, std::vector<std::uint8_t> key);
+    void reject_reload(const std::string& why);
 
     void on_identity(std::optional<ProviderIdentity> identity, const std::string& error);
     void start_health_round();
@@ -176,6 +185,9 @@ class Daemon {
     std::uint64_t reloads_ = 0;
     std::uint64_t reloads_failed_ = 0;
     std::optional<std::string> last_reload_error_;
+    std::shared_ptr<ReloadRead> reload_read_;  // the read in progress (or abandoned, still stuck)
+    EventSource reload_source_;
+    Timer reload_deadline_;
 };
 
 // failoverd's main loop: logging set-up, Daemon, run. Returns the process exit code

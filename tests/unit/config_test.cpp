@@ -547,24 +547,39 @@ TEST_CASE("config: repeated keys and sections") {
           Lines{file + ":1: name: key outside any section (allowed: after a [section] header)"});
 }
 
-TEST_CASE("config: only a full line starting with # or ; is a comment") {
+TEST_CASE("config: comments: a full line, or from a # or ; after a blank; \\# keeps one") {
     TempDir dir;
     const auto file = dir.path("failoverd.conf");
     const std::string text =
         "\xEF\xBB\xBF# comment\r\n"
         "  ; another\r\n"
-        "[check.web]\r\n"
-        "type = http\r\n"
-        "url = http://127.0.0.1/x;y#z\r\n"
-        "body_contains = a # b ; c\r\n"
+        "[check.web]   # the web check\r\n"
+        "type = http\t; http\r\n"
+        "url = http://127.0.0.1/x;y#z  # fragment and ';' kept: no blank before them\r\n"
+        "body_contains = a \\# b \\; c # but not this\r\n"
         "[check.script]\n"
         "  type=exec  \n"
-        "command = /bin/echo ' #' # done\n";
+        "command = /bin/echo ' \\#' \\# done # a comment\n"
+        "[check.docker]\n"
+        "type = docker\n"
+        "label = com.docker.compose.project=minitwit  # our stack\n"
+        "expect = 1 # one\n";
     const auto config = parse_config(text, file);
-    REQUIRE(config.checks.size() == 2);
+    REQUIRE(config.checks.size() == 3);
     CHECK(config.checks[0].url == "http://127.0.0.1/x;y#z");
     CHECK(config.checks[0].body_contains == "a # b ; c");
     CHECK(config.checks[1].command == std::vector<std::string>{"/bin/echo", " #", "#", "done"});
+    CHECK(config.checks[2].docker_labels ==
+          std::vector<std::string>{"com.docker.compose.project=minitwit"});
+    CHECK(config.checks[2].expect == 1);
+
+    // A comment never hides silently inside quotes: the quote is left open and reported.
+    const auto errors = errors_of("[check.x]\ntype = exec\ncommand = sh -c 'echo a # b'\n", file);
+    REQUIRE(errors.size() == 1);
+    CHECK(errors[0].find(":3: command: not a command line (unbalanced quote") != std::string::npos);
+    CHECK(errors_of("[instance.web]\nreserved_ip = # none yet\n", file) ==
+          Lines{file + ":2: reserved_ip: missing value (allowed: an IPv4 address such as "
+                       "203.0.113.10)"});
 }
 
 TEST_CASE("config: booleans and the check timeout default") {
@@ -618,7 +633,7 @@ TEST_CASE("config: cross-section rules") {
 TEST_CASE("config: a valid file and its summary") {
     TempDir dir;
     const auto file = dir.path("failoverd.conf");
-    CHECK(parse_config("", file).summary().find(file + ": OK: node ") == 0);
+    CHECK(parse_config("[node]\n", file).summary().find(file + ": OK: node ") == 0);
     const auto config = parse_config(
         "[node]\nname = web-1\n[check.a]\ntype = tcp\ntarget = a:1\n"
         "[check.b]\ntype = docker\nexpect = 10\n"
@@ -726,7 +741,8 @@ TEST_CASE("config: the full fixture round-trips into the model") {
     CHECK(exec.command == std::vector<std::string>{dir.path("hooks/check.sh"), "--label",
                                                    "two words", "a \"quoted\" arg", "#", "kept"});
 
-    REQUIRE(config.instances.size() == 2);
+    // One instance: a DigitalOcean droplet holds one reserved IPv4.
+    REQUIRE(config.instances.size() == 1);
     const auto& web = config.instances[0];
     CHECK(web.name == "minitwit");
     CHECK(web.line == 56);
@@ -743,17 +759,9 @@ TEST_CASE("config: the full fixture round-trips into the model") {
     CHECK(web.notify_stop == std::vector<std::string>{dir.path("hooks/master.sh"), "stop"});
     CHECK(web.notify ==
           std::vector<std::string>{"sh", "-c", "logger -t failoverd \"$*\"", "failoverd"});
-    const auto& api = config.instances[1];
-    CHECK(api.priority == 1);
-    CHECK(api.preempt);
-    CHECK(api.preempt_delay == 0s);
-    CHECK(api.effective_advert_interval(config.cluster) == 250ms);
-    CHECK(api.notify_master.empty());
-
     CHECK(config.summary() == file +
-                                  ": OK: node web-1, 2 peers + tag failoverd:web, 2 instances "
-                                  "(203.0.113.10, 203.0.113.11), 4 checks, provider "
-                                  "digitalocean");
+                                  ": OK: node web-1, 2 peers + tag failoverd:web, 1 instance "
+                                  "(203.0.113.10), 4 checks, provider digitalocean");
 }
 
 TEST_CASE("config: the shipped example passes") {
@@ -767,4 +775,183 @@ TEST_CASE("config: the shipped example passes") {
     CHECK(config.instances[0].reserved_ip == "203.0.113.10");
     CHECK(config.instances[0].checks == std::vector<std::string>{"containers"});
     CHECK(config.provider.type == ProviderType::None);
+}
+
+TEST_CASE("config: escape_text makes control bytes and invalid UTF-8 visible, and cuts") {
+    CHECK(escape_text("plain text, café") == "plain text, café");
+    CHECK(escape_text("\x1b]0;title\x07\x1b[2J") == "\\x1b]0;title\\x07\\x1b[2J");
+    CHECK(escape_text(std::string("a\0b", 3)) == "a\\x00b");
+    CHECK(escape_text("tab\tnl\ncr\r\x7f") == "tab\\tnl\\ncr\\r\\x7f");
+    CHECK(escape_text("\xff\xfe ok \xc3") == "\\xff\\xfe ok \\xc3");
+    CHECK(escape_text("\xc2\x9b"
+                      "31m") == "\\xc2\\x9b31m");  // C1 CSI
+    CHECK(escape_text("\xe2\x80\xae"
+                      "txt") == "\\xe2\\x80\\xaetxt");  // right-to-left override
+    CHECK(escape_text("\xc0\xaf") == "\\xc0\\xaf");     // overlong '/'
+    CHECK(escape_text(std::string(100, 'x'), 10) == std::string(10, 'x') + "...");
+    CHECK(ConfigError{"f\x1b.conf", 2, "k\x01", "v\xff"}.to_string() ==
+          "f\\x1b.conf:2: k\\x01: v\\xff");
+}
+
+TEST_CASE("config: errors are kept up to a bound and reported with a count of the rest") {
+    TempDir dir;
+    const auto file = dir.path("failoverd.conf");
+    std::string text = "[node]\n";
+    for (int i = 0; i < 1000; ++i) {
+        text += "bogus" + std::to_string(i) + " = 1\n";
+    }
+    try {
+        parse_config(text, file);
+        FAIL("no error");
+    } catch (const ConfigErrors& e) {
+        CHECK(e.total() == 1000);
+        CHECK(e.errors().size() == kMaxConfigErrorsKept);
+        const auto report = e.report();
+        REQUIRE(report.size() == kMaxConfigErrorsShown + 1);
+        CHECK(report.back() == "... and 980 more errors");
+    }
+    const ConfigErrors one({{"a", 1, "k", "x"}});
+    CHECK(one.report() == Lines{"a:1: k: x"});
+}
+
+TEST_CASE("config: a NUL byte, a very long line, an empty file") {
+    TempDir dir;
+    const auto file = dir.path("failoverd.conf");
+    CHECK(errors_of(std::string("[instance.web]\nreserved_ip = 203.0.113.10\0 junk\n", 47), file) ==
+          Lines{file + ":2: reserved_ip: a NUL byte in the value, at byte 13 (allowed: text "
+                       "without NUL bytes)"});
+    const auto long_line = errors_of("[node]\nname = " + std::string(5000, 'a') + "\n", file);
+    REQUIRE(long_line.size() == 1);
+    CHECK(long_line[0].find(":2: 'name = aaaa") != std::string::npos);
+    CHECK(long_line[0].find("the line is 5007 bytes long, over 4096") != std::string::npos);
+    for (const char* empty : {"", "\n\n", "# only a comment\n; another\n"}) {
+        CHECK(errors_of(empty, file) ==
+              Lines{file + ": holds no settings (allowed: [node], [cluster], [provider], "
+                           "[check.NAME] and [instance.NAME] sections; see failoverd.conf(5))"});
+    }
+}
+
+TEST_CASE("config: load_config refuses what is not a small regular file, without blocking") {
+    TempDir dir;
+    const auto error_of = [](const std::string& path) -> std::string {
+        try {
+            load_config(path);
+        } catch (const ConfigErrors& e) {
+            REQUIRE(e.errors().size() == 1);
+            return e.errors()[0].to_string();
+        }
+        return "";
+    };
+    const std::string allowed = " (allowed: a regular file of at most 1048576 bytes)";
+    const auto fifo = dir.path("fifo.conf");
+    REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+    CHECK(error_of(fifo) == fifo + ": is a FIFO, not a regular file" + allowed);
+    CHECK(error_of("/dev/null") ==
+          "/dev/null: is a character device, not a regular file" + allowed);
+    std::filesystem::create_directory(dir.path("conf.d"));
+    CHECK(error_of(dir.path("conf.d")) ==
+          dir.path("conf.d") + ": is a directory, not a regular file" + allowed);
+    const auto big = dir.write("big.conf", std::string(kMaxConfigBytes + 1, '#'), 0644);
+    CHECK(error_of(big) == big + ": is 1048577 bytes, over the limit of 1048576" + allowed);
+    const auto empty = dir.write("empty.conf", "", 0644);
+    CHECK(error_of(empty) == empty +
+                                 ": holds no settings (allowed: [node], [cluster], "
+                                 "[provider], [check.NAME] and [instance.NAME] sections; "
+                                 "see failoverd.conf(5))");
+}
+
+TEST_CASE("config: an auth key shorter than 16 bytes, read as the daemon reads it") {
+    TempDir dir;
+    const auto file = dir.path("failoverd.conf");
+    const auto key = dir.write("auth.key", "s3cret!\n", 0600);
+    const std::string expected =
+        file + ":3: auth_key_file: " + key +
+        " holds 8 bytes, too short for the advert key; keepalived's auth_pass (at most 8 "
+        "characters) cannot be reused here: make a new key with head -c 32 /dev/urandom > " +
+        key +
+        " and copy it to every node (allowed: a regular file with mode 0600 or stricter, "
+        "at least 16 bytes)";
+    CHECK(errors_of("[cluster]\npeer = 10.0.0.2:5405\nauth_key_file = auth.key\n", file) ==
+          Lines{expected});
+    // Without peers the daemon still reads the key when the file is there.
+    CHECK(errors_of("[cluster]\n\nauth_key_file = auth.key\n", file) == Lines{expected});
+    CHECK(errors_of("[cluster]\n\nauth_key_file = auth.key\n", file, ConfigScope::Checks).empty());
+    dir.write("auth.key", "0123456789abcdef", 0600);
+    CHECK(errors_of("[cluster]\npeer = 10.0.0.2:5405\nauth_key_file = auth.key\n", file).empty());
+    CHECK(errors_of("[cluster]\nauth_key_file = absent.key\n", file).empty());
+}
+
+TEST_CASE("config: peers that cannot be another node") {
+    TempDir dir;
+    const auto file = dir.path("failoverd.conf");
+    dir.write("auth.key", "0123456789abcdef", 0600);
+    const auto errors = [&](const std::string& listen, const std::string& peer) {
+        return errors_of("[node]\nlisten = " + listen + "\n[cluster]\nauth_key_file = auth.key\n" +
+                             "peer = " + peer + "\n[instance.web]\nreserved_ip = 203.0.113.10\n",
+                         file);
+    };
+    const auto one = [&](const std::string& listen, const std::string& peer,
+                         const std::string& fragment) {
+        CAPTURE(listen);
+        CAPTURE(peer);
+        const auto e = errors(listen, peer);
+        REQUIRE(e.size() == 1);
+        CHECK(e[0].find(":5: peer: ") != std::string::npos);
+        CHECK(e[0].find(fragment) != std::string::npos);
+    };
+    one("10.0.0.1:5405", "10.0.0.1:5405", "is this node's own listen address");
+    one("10.0.0.1:5405", "[fd00::2]:5405", "is IPv6 but [node] listen 10.0.0.1:5405 is IPv4");
+    one("[fd00::1]:5405", "10.0.0.2:5405", "is IPv4 but [node] listen [fd00::1]:5405 is IPv6");
+    one("10.0.0.1:5405", "224.0.0.18:5405", "is a multicast address");
+    one("[fd00::1]:5405", "[ff02::12]:5405", "is a multicast address");
+    one("10.0.0.1:5405", "255.255.255.255:5405", "is the broadcast address");
+    one("10.0.0.1:5405", "127.0.0.1:5406", "is a loopback address");
+    one("[fd00::1]:5405", "[::1]:5406", "is a loopback address");
+    one("10.0.0.1:5405", "0.0.0.0:5405", "is in 0.0.0.0/8");
+    one("10.0.0.1:5405", "240.0.0.1:5405", "is in the reserved block 240.0.0.0/4");
+    one("10.0.0.1:5405", "203.0.113.10:5405", "is the reserved IP of [instance.web]");
+    CHECK(errors("[::]:5405", "10.0.0.2:5405").empty());
+    CHECK(errors("0.0.0.0:5405", "10.0.0.2:5405").empty());
+    CHECK(errors("127.0.0.1:5405", "127.0.0.1:5406").empty());  // two daemons on one host
+    CHECK(errors_of("[instance.web]\nreserved_ip = 224.0.0.1\n", file).size() == 1);
+}
+
+TEST_CASE("config: what cannot work as a command, a docker socket or a second DO instance") {
+    TempDir dir;
+    const auto file = dir.path("failoverd.conf");
+    const auto first = [&](const std::string& text) {
+        const auto e = errors_of(text, file);
+        return e.empty() ? std::string() : e[0];
+    };
+    CHECK(first("[check.c]\ntype = exec\ncommand = docker ps -q | wc -l\n")
+              .find(":3: command: '|' is a shell operator, but commands run without a shell; "
+                    "write sh -c '...' to use one") != std::string::npos);
+    CHECK(first("[check.c]\ntype = exec\ncommand = /bin/true >/dev/null\n")
+              .find("'>/dev/null' is a shell operator") != std::string::npos);
+    CHECK(first("[instance.web]\nreserved_ip = 203.0.113.10\nnotify_master = /bin/true && x\n")
+              .find(":3: notify_master: '&&' is a shell operator") != std::string::npos);
+    CHECK(first("[provider]\ntype = exec\ncommand = /bin/true 2>&1\n")
+              .find(":3: command: '2>&1' is a shell operator") != std::string::npos);
+    CHECK(errors_of("[check.c]\ntype = exec\ncommand = sh -c 'docker ps -q | wc -l'\n", file)
+              .empty());
+    CHECK(errors_of("[check.c]\ntype = exec\ncommand = /bin/echo '|' \"&&\" \\>\n", file).empty());
+    CHECK(shell_operator_word("find . -exec rm {} ;") == std::nullopt);
+
+    CHECK(first("[check.d]\ntype = docker\nexpect = 1\nsocket = tcp://10.0.0.5:2375\n")
+              .find(":4: socket: 'tcp://10.0.0.5:2375': only a local unix socket is supported") !=
+          std::string::npos);
+    const auto config = parse_config(
+        "[check.d]\ntype = docker\nexpect = 1\nsocket = unix:///run/docker.sock\n", file);
+    CHECK(config.checks[0].docker_socket == "/run/docker.sock");
+
+    ScopedEnv credentials("CREDENTIALS_DIRECTORY", nullptr);
+    dir.write("token", "dop_v1_x", 0600);
+    const auto e = errors_of(
+        "[provider]\ntype = digitalocean\ntoken_file = token\n"
+        "[instance.a]\nreserved_ip = 203.0.113.10\n[instance.b]\nreserved_ip = 203.0.113.11\n",
+        file);
+    REQUIRE(e.size() == 1);
+    CHECK(e[0].find(":6: [instance.b]: a second instance, but a DigitalOcean droplet holds one "
+                    "reserved IPv4 at a time and [instance.a] at line 4 already uses it") !=
+          std::string::npos);
 }
