@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "daemon/core/text_escape.hpp"
 #include "daemon/core/time.hpp"
 
 namespace failoverd {
@@ -21,11 +22,6 @@ inline constexpr std::size_t kMaxConfigBytes = 1024 * 1024;
 inline constexpr std::size_t kMaxConfigErrorsKept = 200;
 // At most this many are printed by --check-config or logged by a reload, then "... and N more".
 inline constexpr std::size_t kMaxConfigErrorsShown = 20;
-
-// `text` safe to print on a terminal or into the journal: control characters (C0, DEL, C1),
-// bidirectional overrides and bytes that are not valid UTF-8 become \xNN (\t, \n, \r for
-// those), and the result is cut to about `limit` bytes with "..." when longer.
-std::string escape_text(std::string_view text, std::size_t limit = 512);
 
 // One problem in a config file: "FILE:LINE: key: message (allowed: ...)".
 struct ConfigError {

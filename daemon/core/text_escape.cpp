@@ -1,5 +1,6 @@
 #include "daemon/core/text_escape.hpp"
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 
@@ -67,10 +68,14 @@ void append_code_point_escape(std::string& out, std::uint32_t code_point) {
 
 }  // namespace
 
-std::string escape_text(std::string_view text) {
+std::string escape_text(std::string_view text, std::size_t limit) {
     std::string out;
-    out.reserve(text.size());
+    out.reserve(std::min(text.size(), limit) + 3);
     while (!text.empty()) {
+        if (out.size() >= limit) {
+            out += "...";
+            break;
+        }
         const auto b = static_cast<unsigned char>(text.front());
         if (b >= 0x20 && b < 0x7f) {
             if (b == '\\') {

@@ -781,13 +781,13 @@ TEST_CASE("config: escape_text makes control bytes and invalid UTF-8 visible, an
     CHECK(escape_text("plain text, café") == "plain text, café");
     CHECK(escape_text("\x1b]0;title\x07\x1b[2J") == "\\x1b]0;title\\x07\\x1b[2J");
     CHECK(escape_text(std::string("a\0b", 3)) == "a\\x00b");
-    CHECK(escape_text("tab\tnl\ncr\r\x7f") == "tab\\tnl\\ncr\\r\\x7f");
+    CHECK(escape_text("tab\tnl\ncr\r\x7f") == "tab\\x09nl\\x0acr\\x0d\\x7f");
     CHECK(escape_text("\xff\xfe ok \xc3") == "\\xff\\xfe ok \\xc3");
     CHECK(escape_text("\xc2\x9b"
-                      "31m") == "\\xc2\\x9b31m");  // C1 CSI
+                      "31m") == "\\u009b31m");  // C1 CSI
     CHECK(escape_text("\xe2\x80\xae"
-                      "txt") == "\\xe2\\x80\\xaetxt");  // right-to-left override
-    CHECK(escape_text("\xc0\xaf") == "\\xc0\\xaf");     // overlong '/'
+                      "txt") == "\\u202etxt");       // right-to-left override
+    CHECK(escape_text("\xc0\xaf") == "\\xc0\\xaf");  // overlong '/'
     CHECK(escape_text(std::string(100, 'x'), 10) == std::string(10, 'x') + "...");
     CHECK(ConfigError{"f\x1b.conf", 2, "k\x01", "v\xff"}.to_string() ==
           "f\\x1b.conf:2: k\\x01: v\\xff");
