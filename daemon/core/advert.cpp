@@ -62,8 +62,11 @@ std::uint64_t get_u64(std::span<const std::uint8_t> b, std::size_t at) {
 
 // Names and ids are printable ASCII without spaces (the config allows less): a peer's bytes
 // reach logs and status, so nothing else is accepted.
+// Printable ASCII without blanks or backslashes: what reaches logs, status and hook
+// environments exactly as it is, with nothing a terminal could act on or an escape would alter.
 bool printable(std::string_view s) {
-    return std::all_of(s.begin(), s.end(), [](char c) { return c > 0x20 && c < 0x7f; });
+    return std::all_of(s.begin(), s.end(),
+                       [](char c) { return c > 0x20 && c < 0x7f && c != '\\'; });
 }
 
 }  // namespace

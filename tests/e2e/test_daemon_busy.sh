@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Long operations never stall the adverts: while n1 (master) has a notify_master hook running
-# for 5 s and an HTTP check against a server that never answers (held open until its 3 s
-# timeout, then again), n2 keeps receiving n1's adverts at their interval.
+# (30 s, far past the window even on a loaded machine) and an HTTP check against a server that
+# never answers (held open until its 3 s timeout, then again), n2 keeps receiving n1's adverts
+# at their interval.
 source "$(dirname "$0")/lib.sh"
 
 e2e_net 2
@@ -20,7 +21,7 @@ E2E_BACKGROUND+=($!)
 cat >"$E2E_WORK/slow.sh" <<EOF2
 #!/bin/sh
 echo "slow hook started" >"$E2E_WORK/slow.started"
-sleep 5
+sleep 30
 EOF2
 chmod 755 "$E2E_WORK/slow.sh"
 cat >"$E2E_WORK/silent.conf" <<EOF2
