@@ -572,3 +572,30 @@ e2e_expect_token_unseen() {
     done
     e2e_log "ok: the API token appears in no log, status or hook output"
 }
+
+# The usual pair: n1 (priority 150) MASTER and n2 (100) BACKUP, both started together.
+# E2E_CHECKS, E2E_ADVERT and the like apply as for e2e_config.
+e2e_pair() {
+    e2e_net 2
+    e2e_config 1 150
+    e2e_config 2 100
+    e2e_start 1
+    e2e_start 2
+    e2e_wait "n1 MASTER" 20 e2e_role_is 1 MASTER
+    e2e_wait "n2 BACKUP" 20 e2e_role_is 2 BACKUP
+}
+
+# The pair on the fake DigitalOcean API: n1 holds the IP before n2 starts, so the first move
+# is n1's own. Sets E2E_PROVIDER; `$1` is e2e_start_fake_api's options.
+e2e_do_pair() {
+    E2E_PROVIDER=digitalocean
+    e2e_net 2
+    e2e_start_fake_api "$@"
+    e2e_config 1 150
+    e2e_config 2 100
+    e2e_start 1
+    e2e_wait "n1 MASTER" 20 e2e_role_is 1 MASTER
+    e2e_wait "the IP on n1" 30 e2e_holder_is 1
+    e2e_start 2
+    e2e_wait "n2 BACKUP" 20 e2e_role_is 2 BACKUP
+}

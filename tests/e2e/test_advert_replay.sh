@@ -15,16 +15,7 @@ REPLAY_SECONDS=${E2E_REPLAY_SECONDS:-12}
 MASTER_DEADLINE=${E2E_REPLAY_DEADLINE:-8}
 CAPTURE_COUNT=$((REPLAY_SECONDS * 10))
 
-E2E_PROVIDER=digitalocean
-e2e_net 2
-e2e_start_fake_api
-e2e_config 1 150
-e2e_config 2 100
-e2e_start 1
-e2e_wait "n1 MASTER" 20 e2e_role_is 1 MASTER
-e2e_wait "the IP on n1" 30 e2e_holder_is 1
-e2e_start 2
-e2e_wait "n2 BACKUP" 20 e2e_role_is 2 BACKUP
+e2e_do_pair
 e2e_wait "n2 hearing n1 as master" 20 test "$(e2e_json 2 'inst()["master"]')" = n1
 
 cat >"$E2E_WORK/replay.py" <<'EOF'

@@ -10,13 +10,7 @@ source "$(dirname "$0")/lib.sh"
 RSS_LIMIT_KB=$((64 * 1024))
 GAP_LIMIT_MS=1000
 
-e2e_net 2
-e2e_config 1 150
-e2e_config 2 100
-e2e_start 1
-e2e_start 2
-e2e_wait "n1 MASTER" 20 e2e_role_is 1 MASTER
-e2e_wait "n2 BACKUP" 20 e2e_role_is 2 BACKUP
+e2e_pair
 
 # Arrival times (kernel receive stamps) of n1's adverts on n2's eth0, one per line.
 cat >"$E2E_WORK/capture.py" <<'EOF2'

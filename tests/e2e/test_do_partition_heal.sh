@@ -9,19 +9,10 @@
 # (ENETUNREACH) rather than vanish on a dead cable.
 source "$(dirname "$0")/lib.sh"
 
-E2E_PROVIDER=digitalocean
 E2E_RECONCILE=30s
 HEAL_BOUND=10 # seconds from the heal to the IP back on n1; the bug left it 20+ s
 
-e2e_net 2
-e2e_start_fake_api
-e2e_config 1 150
-e2e_config 2 100
-e2e_start 1
-e2e_wait "n1 MASTER" 20 e2e_role_is 1 MASTER
-e2e_wait "the IP on n1" 30 e2e_holder_is 1
-e2e_start 2
-e2e_wait "n2 BACKUP" 20 e2e_role_is 2 BACKUP
+e2e_do_pair
 n1_knows_n2() { e2e_ctl 1 status --json 2>/dev/null | grep -q '"n2"'; }
 e2e_wait "n1 to hear from n2 (presence notice)" 20 n1_knows_n2
 e2e_expect_holder "steady state" 1 0 1

@@ -7,13 +7,7 @@
 # and the old configuration stays in force; a good file then reloads as usual.
 source "$(dirname "$0")/lib.sh"
 
-e2e_net 2
-e2e_config 1 150
-e2e_config 2 100
-e2e_start 1
-e2e_start 2
-e2e_wait "n1 MASTER" 20 e2e_role_is 1 MASTER
-e2e_wait "n2 BACKUP" 20 e2e_role_is 2 BACKUP
+e2e_pair
 
 conf="$E2E_WORK/n1/failoverd.conf"
 log="$E2E_WORK/n1/log"
