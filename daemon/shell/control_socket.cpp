@@ -568,12 +568,18 @@ nlohmann::json control_request(const std::string& path, const nlohmann::json& re
 
     const std::string line = request.dump() + "\n";
     std::size_t sent = 0;
+    // A daemon that refuses the connection (busy) answers and closes at once, possibly before
+    // the request is sent: its answer is still there to read, and says more than EPIPE.
+    std::string send_error;
     while (sent < line.size()) {
         wait_for(POLLOUT);
         const ssize_t n =
             send(fd, line.data() + sent, line.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n > 0) {
             sent += static_cast<std::size_t>(n);
+        } else if (n < 0 && (errno == EPIPE || errno == ECONNRESET)) {
+            send_error = std::string("send: ") + std::strerror(errno);
+            break;
         } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
             throw ControlError(Kind::Io, std::string("send: ") + std::strerror(errno));
         }
@@ -599,9 +605,14 @@ nlohmann::json control_request(const std::string& path, const nlohmann::json& re
         if (n > 0) {
             response.append(buf, static_cast<std::size_t>(n));
         } else if (n == 0) {
+            if (!send_error.empty()) {
+                throw ControlError(Kind::Io, send_error);
+            }
             throw ControlError(Kind::Protocol, "failoverd closed the connection without answering");
         } else if (errno != EAGAIN && errno != EINTR) {
-            throw ControlError(Kind::Io, std::string("recv: ") + std::strerror(errno));
+            throw ControlError(Kind::Io, send_error.empty()
+                                             ? std::string("recv: ") + std::strerror(errno)
+                                             : send_error);
         }
     }
 }
