@@ -95,6 +95,19 @@ def parse_marker(words_text, where):
     return m
 
 
+def marker_on(regex, line, lineno, rel, pending):
+    """The docs-test marker on this line (None if there is none); a marker while another one
+    still waits for its block is an error."""
+    mm = regex.match(line)
+    if not mm:
+        return None
+    if pending is not None:
+        raise DocError(f"{rel}:{pending.line}: docs-test marker not followed by a block")
+    marker = parse_marker(mm.group(1), f"{rel}:{lineno}")
+    marker.line = lineno
+    return marker
+
+
 def markdown_blocks(path, rel):
     blocks = []
     lines = open(path, encoding="utf-8").read().split("\n")
@@ -102,12 +115,9 @@ def markdown_blocks(path, rel):
     i = 0
     while i < len(lines):
         line = lines[i]
-        mm = MARKER_RE.match(line)
-        if mm:
-            if pending is not None:
-                raise DocError(f"{rel}:{pending.line}: docs-test marker not followed by a block")
-            pending = parse_marker(mm.group(1), f"{rel}:{i + 1}")
-            pending.line = i + 1
+        marker = marker_on(MARKER_RE, line, i + 1, rel, pending)
+        if marker is not None:
+            pending = marker
             i += 1
             continue
         fm = FENCE_RE.match(line)
@@ -165,12 +175,9 @@ def roff_blocks(path, rel):
     i = 0
     while i < len(lines):
         line = lines[i]
-        mm = ROFF_MARKER_RE.match(line)
-        if mm:
-            if pending is not None:
-                raise DocError(f"{rel}:{pending.line}: docs-test marker not followed by a block")
-            pending = parse_marker(mm.group(1), f"{rel}:{i + 1}")
-            pending.line = i + 1
+        marker = marker_on(ROFF_MARKER_RE, line, i + 1, rel, pending)
+        if marker is not None:
+            pending = marker
             i += 1
             continue
         if line in (".nf", ".EX"):
