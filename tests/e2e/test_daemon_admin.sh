@@ -3,13 +3,7 @@
 # master to the backup, and maintenance mode, which survives a restart of the daemon.
 source "$(dirname "$0")/lib.sh"
 
-e2e_net 2
-e2e_config 1 150
-e2e_config 2 100
-e2e_start 1
-e2e_start 2
-e2e_wait "n1 MASTER" 20 e2e_role_is 1 MASTER
-e2e_wait "n2 BACKUP" 20 e2e_role_is 2 BACKUP
+e2e_pair
 
 text=$(e2e_ctl 1 status)
 echo "$text" >&2

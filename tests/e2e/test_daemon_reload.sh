@@ -5,13 +5,7 @@
 # down when it no longer outranks the backup).
 source "$(dirname "$0")/lib.sh"
 
-e2e_net 2
-e2e_config 1 150
-e2e_config 2 100
-e2e_start 1
-e2e_start 2
-e2e_wait "n1 MASTER" 20 e2e_role_is 1 MASTER
-e2e_wait "n2 BACKUP" 20 e2e_role_is 2 BACKUP
+e2e_pair
 
 transitions() { e2e_json "$1" 'inst()["transitions"]'; }
 reloads() { e2e_json "$1" 'd["reloads"]["total"]'; }
